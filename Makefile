@@ -1,0 +1,23 @@
+# The two commands a newcomer needs: `make up` (install, start and serve) and `make test`.
+PYTHON ?= python3
+VENV_PY := .venv/bin/python
+
+.PHONY: up down status test lint clean
+
+up:        ## install what is missing, start PostgreSQL, Redis, FerretDB and the AWS emulator
+	$(PYTHON) infra/devstack.py up
+
+down:      ## stop everything `make up` started (by PID)
+	$(PYTHON) infra/devstack.py down
+
+status:    ## show which services run and where
+	$(PYTHON) infra/devstack.py status
+
+test:      ## start what the tests need, run the whole suite, stop what it started
+	$(PYTHON) infra/devstack.py test $(PYTEST_ARGS)
+
+lint:      ## ruff over the whole tree
+	$(VENV_PY) -m ruff check .
+
+clean:     ## stop everything and delete all local state (databases, logs, keys)
+	$(PYTHON) infra/devstack.py clean

@@ -1,0 +1,708 @@
+#!/usr/bin/env python3
+"""The local platform: install, start, stop and inspect every service the project needs.
+
+    python3 infra/devstack.py up       install what is missing, start what is not running
+    python3 infra/devstack.py down     stop what `up` started (by PID)
+    python3 infra/devstack.py status   what runs where
+    python3 infra/devstack.py test ... start what the tests need, run pytest, stop what it started
+
+Standard library only: it runs before the project's virtualenv exists. No Docker: PostgreSQL
+and Redis come from Debian's packages, the MongoDB-compatible server is FerretDB 1.x built with
+`go install`-style module download, the AWS emulator is `ministack` from PyPI in its own venv.
+Every server binds 127.0.0.1 below port 32768 (the ephemeral range starts there) and keeps its
+state under the git-ignored `.state/` folder (or $FEED_STATE_DIR).
+
+A service whose configured host is not this machine, or whose port already answers without a
+PID file of ours, is someone else's: it is used as it is and never started or stopped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import urlopen
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
+
+from newsfeed.settings import Settings  # noqa: E402  (path set just above)
+
+FERRETDB_VERSION = "v1.24.2"
+MINISTACK_VERSION = "1.5.33"
+PYTHON = sys.executable
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+TOOLS_DIR = Path(os.environ.get("FEED_TOOLS_DIR", Path.home() / ".cache" / "feedplatform"))
+
+
+def log(msg: str) -> None:
+    print(f"[devstack] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths and process bookkeeping
+
+
+@dataclass(frozen=True)
+class Layout:
+    state: Path
+
+    @property
+    def run(self) -> Path:
+        return self.state / "run"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "log"
+
+    def pidfile(self, name: str) -> Path:
+        return self.run / f"{name}.pid"
+
+    def logfile(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+
+def layout_from_env() -> Layout:
+    state = Path(os.environ.get("FEED_STATE_DIR", ROOT / ".state")).resolve()
+    return Layout(state)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as gone.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check, what: str, timeout: float = 30.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise SystemExit(f"[devstack] {what} did not answer within {timeout:.0f} s")
+
+
+def stop_pid(pid: int, what: str, group: bool = True, timeout: float = 15.0) -> None:
+    """SIGTERM the process (and its process group, which `spawn` made), then SIGKILL."""
+    def send(sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+
+    send(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+    if pid_alive(pid):
+        log(f"{what} (pid {pid}) ignored SIGTERM; sending SIGKILL")
+        send(signal.SIGKILL)
+    # Reap if it is our child (make up and make down can run in the same process in tests).
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def spawn(cmd: list[str], layout: Layout, name: str, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> int:
+    """Start a long-running server in its own session, its output to .state/log/NAME.log."""
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    layout.run.mkdir(parents=True, exist_ok=True)
+    with open(layout.logfile(name), "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True,
+        )
+    layout.pidfile(name).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Installation (idempotent; each step skips itself when already done)
+
+
+def apt_install(packages: list[str]) -> None:
+    if os.geteuid() != 0:
+        raise SystemExit(
+            f"[devstack] missing system packages {packages}; install them with "
+            f"`sudo apt-get install -y {' '.join(packages)}` and run again"
+        )
+    log(f"installing Debian packages: {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env,
+        stdout=subprocess.DEVNULL)
+
+
+def postgres_bindir() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+def ensure_system_packages(need_pg: bool, need_redis: bool) -> None:
+    missing = []
+    if need_pg and postgres_bindir() is None:
+        missing += ["postgresql", "postgresql-contrib"]
+    if need_redis and shutil.which("redis-server") is None:
+        missing.append("redis-server")
+    if missing:
+        apt_install(missing)
+
+
+def file_digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def ensure_project_venv() -> Path:
+    """`.venv` with the project's runtime and dev dependencies, reinstalled when they change."""
+    venv = ROOT / ".venv"
+    stamp = venv / ".feed-deps-stamp"
+    digest = file_digest(ROOT / "pyproject.toml")
+    if stamp.exists() and stamp.read_text() == digest:
+        return venv / "bin" / "python"
+    if not (venv / "bin" / "python").exists():
+        log("creating .venv")
+        run([PYTHON, "-m", "venv", str(venv)])
+    log("installing Python dependencies into .venv (first time takes about a minute)")
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"])
+    stamp.write_text(digest)
+    return venv / "bin" / "python"
+
+
+def ensure_ferretdb() -> Path:
+    """Build FerretDB from the Go module proxy once per machine (cached outside the repo).
+
+    `go install ...@v1.24.2` builds, but the binary panics at start because the module does not
+    ship build/version/version.txt (its release process generates it). So the module source is
+    copied from the module cache, the version file written, and the command built there.
+    """
+    binary = TOOLS_DIR / "bin" / f"ferretdb-{FERRETDB_VERSION}"
+    if binary.exists():
+        return binary
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if not Path(go).exists():
+        raise SystemExit("[devstack] Go is needed to build FerretDB; install Go >= 1.24")
+    log(f"building FerretDB {FERRETDB_VERSION} (first time only, about 1-2 minutes)")
+    out = subprocess.run(
+        [go, "mod", "download", "-json", f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"],
+        check=True, capture_output=True, text=True, cwd=TOOLS_DIR if TOOLS_DIR.exists() else None,
+    )
+    moddir = Path(json.loads(out.stdout)["Dir"])
+    src = TOOLS_DIR / "src" / f"ferretdb-{FERRETDB_VERSION}"
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(moddir, src)
+    for p in src.rglob("*"):
+        p.chmod(p.stat().st_mode | 0o200)
+    (src / "build" / "version" / "version.txt").write_text(f"{FERRETDB_VERSION}\n")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    tmp = binary.with_suffix(".tmp")
+    run([go, "build", "-buildvcs=false", "-o", str(tmp), "./cmd/ferretdb"], cwd=src)
+    tmp.rename(binary)
+    shutil.rmtree(src, ignore_errors=True)
+    return binary
+
+
+def ensure_ministack() -> Path:
+    """The AWS emulator in a venv of its own: it pins botocore, the project must not follow."""
+    venv = TOOLS_DIR / f"ministack-{MINISTACK_VERSION}"
+    exe = venv / "bin" / "ministack"
+    if exe.exists():
+        return exe
+    log(f"installing ministack {MINISTACK_VERSION} into {venv}")
+    run([PYTHON, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+         f"ministack=={MINISTACK_VERSION}"])
+    return exe
+
+
+# ---------------------------------------------------------------------------------------------
+# Services
+
+
+@dataclass
+class Status:
+    name: str
+    where: str
+    state: str  # "ours", "external", "stopped"
+    pid: int | None = None
+
+
+class Service:
+    name = ""
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        self.settings = settings
+        self.layout = layout
+
+    # Overridden per service.
+    host: str
+    port: int
+
+    @property
+    def local(self) -> bool:
+        return self.host in LOCAL_HOSTS
+
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def our_pid(self) -> int | None:
+        return read_pid(self.layout.pidfile(self.name))
+
+    def answers(self) -> bool:
+        return port_open(self.host, self.port)
+
+    def status(self) -> Status:
+        pid = self.our_pid()
+        if pid is not None:
+            return Status(self.name, self.where(), "ours", pid)
+        if self.answers():
+            return Status(self.name, self.where(), "external")
+        return Status(self.name, self.where(), "stopped")
+
+    def needs_start(self) -> bool:
+        st = self.status()
+        if st.state != "stopped":
+            return False
+        if not self.local:
+            raise SystemExit(f"[devstack] {self.name} at {self.where()} does not answer, and it "
+                             "is not on this machine, so it is not started here")
+        return True
+
+    def install(self) -> None:
+        """Install what `start` needs (idempotent)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> bool:
+        pid = self.our_pid()
+        if pid is None:
+            self.layout.pidfile(self.name).unlink(missing_ok=True)
+            return False
+        stop_pid(pid, self.name)
+        self.layout.pidfile(self.name).unlink(missing_ok=True)
+        return True
+
+
+class Postgres(Service):
+    name = "postgres"
+
+    @property
+    def host(self) -> str:
+        return self.settings.postgres_host
+
+    @property
+    def port(self) -> int:
+        return self.settings.postgres_port
+
+    @property
+    def pgroot(self) -> Path:
+        """`.state/postgres`, or a folder of the postgres user's when it cannot reach that one.
+
+        As root, the cluster runs as the `postgres` system user, which cannot enter a checkout
+        under a private home folder (/root is 0700); its own home folder always works.
+        """
+        preferred = self.layout.state / "postgres"
+        if os.geteuid() != 0 or self._postgres_user_can_enter(self.layout.state):
+            return preferred
+        tag = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
+        return Path("/var/lib/postgresql") / f"feedplatform-{tag}"
+
+    @staticmethod
+    def _postgres_user_can_enter(path: Path) -> bool:
+        return subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(path)],
+                              check=False, capture_output=True).returncode == 0
+
+    @property
+    def datadir(self) -> Path:
+        return self.pgroot / "data"
+
+    def our_pid(self) -> int | None:
+        return read_pid(self.datadir / "postmaster.pid")
+
+    def install(self) -> None:
+        ensure_system_packages(need_pg=True, need_redis=False)
+
+    def _as_owner(self, cmd: list[str]) -> list[str]:
+        # initdb and postgres refuse to run as root: run them as the `postgres` system user.
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *cmd]
+        return cmd
+
+    def start(self) -> None:
+        bindir = postgres_bindir()
+        assert bindir is not None
+        pgroot = self.pgroot
+        pgroot.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(pgroot, "postgres", "postgres")
+            if pgroot.parent != self.layout.state:
+                # Say where the cluster went, so `make clean` users can find it.
+                (self.layout.state / "postgres-location").write_text(f"{pgroot}\n")
+        if not (self.datadir / "PG_VERSION").exists():
+            log("initialising a PostgreSQL cluster")
+            pwfile = pgroot / ".pw"
+            pwfile.write_text(self.settings.postgres_password + "\n")
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, "postgres", "postgres")
+            run(self._as_owner([
+                str(bindir / "initdb"), "-D", str(self.datadir), "-U", self.settings.postgres_user,
+                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
+                "-E", "UTF8", "--locale=C.UTF-8",
+            ]), stdout=subprocess.DEVNULL)
+            pwfile.unlink()
+        self.layout.logs.mkdir(parents=True, exist_ok=True)
+        logfile = pgroot / "postgres.log"
+        # Durability settings are relaxed: this cluster is for development and tests only.
+        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {pgroot} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        run(self._as_owner([str(bindir / "pg_ctl"), "-D", str(self.datadir), "-o", opts,
+                            "-l", str(logfile), "-w", "-t", "30", "start"]),
+            stdout=subprocess.DEVNULL)
+        wait_until(self.answers, "PostgreSQL")
+        self._ensure_databases(pgroot)
+
+    def _psql(self, pgroot: Path, sql: str) -> str:
+        out = subprocess.run(
+            self._as_owner(["psql", "-h", str(pgroot), "-p", str(self.port), "-U",
+                            self.settings.postgres_user, "-d", "postgres", "-tAc", sql]),
+            check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def _ensure_databases(self, pgroot: Path) -> None:
+        # The application database, the test database, and FerretDB's storage database.
+        for db in (self.settings.postgres_db, "feed_test", "ferretdb"):
+            if self._psql(pgroot, f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
+                self._psql(pgroot, f'CREATE DATABASE "{db}"')
+
+    def stop(self) -> bool:
+        if self.our_pid() is None:
+            return False
+        bindir = postgres_bindir()
+        subprocess.run(self._as_owner([str(bindir / "pg_ctl"), "-D", str(self.datadir), "-m",
+                                       "fast", "-w", "stop"]), check=False,
+                       stdout=subprocess.DEVNULL)
+        return True
+
+
+class Redis(Service):
+    name = "redis"
+
+    @property
+    def host(self) -> str:
+        return self.settings.redis_host
+
+    @property
+    def port(self) -> int:
+        return self.settings.redis_port
+
+    def install(self) -> None:
+        ensure_system_packages(need_pg=False, need_redis=True)
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.3) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        workdir = self.layout.state / "redis"
+        workdir.mkdir(parents=True, exist_ok=True)
+        spawn([
+            shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir),
+            # Capped timelines (800 entries) stay compact listpacks; the ElastiCache parameter
+            # group carries the same value.
+            "--zset-max-listpack-entries", "1024", "--maxmemory-policy", "noeviction",
+        ], self.layout, self.name)
+        wait_until(self.answers, "Redis")
+
+
+class FerretDB(Service):
+    name = "ferretdb"
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        super().__init__(settings, layout)
+        url = urlparse(settings.mongodb_url)
+        self.host = url.hostname or "127.0.0.1"
+        self.port = url.port or 27017
+
+    def install(self) -> None:
+        self.binary = ensure_ferretdb()
+
+    def start(self) -> None:
+        s = self.settings
+        pg = (f"postgres://{s.postgres_user}:{s.postgres_password}@{s.postgres_host}:"
+              f"{s.postgres_port}/ferretdb")
+        workdir = self.layout.state / "ferretdb"
+        workdir.mkdir(parents=True, exist_ok=True)
+        spawn([
+            str(self.binary), f"--listen-addr=127.0.0.1:{self.port}", "--handler=postgresql",
+            f"--postgresql-url={pg}", "--telemetry=disable", f"--state-dir={workdir}",
+            # Its debug/metrics listener defaults to :8088; keep it next to the main port.
+            f"--debug-addr=127.0.0.1:{self.port + 1}", "--log-level=warn",
+        ], self.layout, self.name)
+        wait_until(self.answers, "FerretDB")
+
+
+class Emulator(Service):
+    name = "emulator"
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        super().__init__(settings, layout)
+        url = urlparse(settings.aws_endpoint_url or "")
+        self.host = url.hostname or ""
+        self.port = url.port or 4566
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.aws_endpoint_url)
+
+    def answers(self) -> bool:
+        try:
+            with urlopen(f"http://{self.host}:{self.port}/_localstack/health", timeout=0.5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def install(self) -> None:
+        self.exe = ensure_ministack()
+
+    def start(self) -> None:
+        workdir = self.layout.state / "emulator"
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "GATEWAY_PORT": str(self.port), "BIND_HOST": "127.0.0.1",
+               "STATE_DIR": str(workdir), "LOG_LEVEL": "WARNING"}
+        spawn([str(self.exe)], self.layout, self.name, env=env, cwd=workdir)
+        wait_until(self.answers, "AWS emulator (ministack)")
+
+
+class DevServer(Service):
+    """The three API apps on one uvicorn server, with Swagger UI and ReDoc."""
+
+    name = "api"
+    host = "127.0.0.1"
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        super().__init__(settings, layout)
+        self.port = int(os.environ.get("FEED_API_PORT", "8000"))
+
+    def answers(self) -> bool:
+        try:
+            with urlopen(f"http://{self.host}:{self.port}/openapi.json", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        spawn([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "infra" / "devserver.py"),
+               "--port", str(self.port)], self.layout, self.name, cwd=ROOT)
+        wait_until(self.answers, "the dev API server", timeout=60)
+
+
+class FanoutWorker(Service):
+    """Consumes the emulator's fan-out queue into the fan-out handler (no port)."""
+
+    name = "fanout-worker"
+    host = "127.0.0.1"
+    port = 0
+
+    def where(self) -> str:
+        return f"queue {self.settings.fanout_queue_name}"
+
+    def answers(self) -> bool:
+        return False
+
+    def start(self) -> None:
+        spawn([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "infra" / "fanout_worker.py")],
+              self.layout, self.name, cwd=ROOT)
+
+
+def services(settings: Settings, layout: Layout, apps: bool = False) -> list[Service]:
+    """The stores and the emulator; with `apps`, also the dev API server and fan-out worker."""
+    all_: list[Service] = [Postgres(settings, layout), Redis(settings, layout),
+                           FerretDB(settings, layout)]
+    emulator = Emulator(settings, layout)
+    if emulator.enabled:
+        all_.append(emulator)
+    if apps:
+        all_.append(DevServer(settings, layout))
+        if emulator.enabled:
+            all_.append(FanoutWorker(settings, layout))
+    return all_
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def init_schema(python: Path, settings_env: dict[str, str] | None = None) -> None:
+    env = {**os.environ, **(settings_env or {})}
+    run([str(python), str(ROOT / "infra" / "init_db.py")], env=env)
+
+
+def cmd_up(args: argparse.Namespace) -> list[str]:
+    """Start every service that is not running; returns the names it started."""
+    t0 = time.monotonic()
+    settings = Settings.from_env(os.environ)
+    layout = layout_from_env()
+    layout.state.mkdir(parents=True, exist_ok=True)
+    python = ensure_project_venv()
+    started = []
+    stores = services(settings, layout)
+    for svc in stores:
+        if svc.needs_start():
+            svc.install()
+            svc.start()
+            started.append(svc.name)
+    init_schema(python)
+    if args.apps:
+        if settings.aws_endpoint_url:
+            run([str(python), str(ROOT / "infra" / "local_queues.py")])
+        for svc in services(settings, layout, apps=True)[len(stores):]:
+            if svc.needs_start():
+                svc.start()
+                started.append(svc.name)
+    if not args.quiet:
+        print_status(settings, layout)
+        log(f"up in {time.monotonic() - t0:.1f} s"
+            + (f"; started {', '.join(started)}" if started else "; everything was running"))
+    return started
+
+
+def cmd_down(args: argparse.Namespace, only: list[str] | None = None) -> None:
+    settings = Settings.from_env(os.environ)
+    layout = layout_from_env()
+    # Reverse order: FerretDB stores in PostgreSQL, so it stops first.
+    for svc in reversed(services(settings, layout, apps=True)):
+        if only is not None and svc.name not in only:
+            continue
+        if svc.stop():
+            log(f"stopped {svc.name}")
+
+
+def print_status(settings: Settings, layout: Layout) -> bool:
+    all_ok = True
+    print(f"{'service':<14} {'state':<9} {'pid':>7}  address")
+    for svc in services(settings, layout, apps=True):
+        st = svc.status()
+        all_ok &= st.state != "stopped"
+        print(f"{st.name:<14} {st.state:<9} {st.pid or '-':>7}  {st.where}")
+    print(f"\nPOSTGRES  {settings.postgres_dsn}")
+    print(f"REDIS     redis://{settings.redis_host}:{settings.redis_port}/{settings.redis_db}")
+    print(f"MONGODB   {settings.mongodb_url}")
+    print(f"AWS       {settings.aws_endpoint_url or 'real AWS (AWS_ENDPOINT_URL empty)'}")
+    api_port = os.environ.get("FEED_API_PORT", "8000")
+    print(f"API       http://127.0.0.1:{api_port}  (Swagger UI /docs, ReDoc /redoc)")
+    print(f"state     {layout.state}")
+    return all_ok
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    ok = print_status(Settings.from_env(os.environ), layout_from_env())
+    return 0 if ok else 3
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Start what the tests need, run pytest, stop only what this run started."""
+    started = cmd_up(argparse.Namespace(quiet=True, apps=False))
+    if started:
+        log(f"started for the tests: {', '.join(started)}")
+    python = ROOT / ".venv" / "bin" / "python"
+    test_env = {"POSTGRES_DB": "feed_test", "MONGODB_DB": "feed_test", "REDIS_DB": "15"}
+    try:
+        init_schema(python, test_env)
+        rc = subprocess.run([str(python), "-m", "pytest", *args.pytest_args], cwd=ROOT).returncode
+    finally:
+        if started:
+            cmd_down(args, only=started)
+    return rc
+
+
+def cmd_clean(args: argparse.Namespace) -> None:
+    """Stop everything, then delete all local state (databases, logs, keys)."""
+    cmd_down(args)
+    layout = layout_from_env()
+    pg = Postgres(Settings.from_env(os.environ), layout)
+    if pg.pgroot.parent != layout.state:
+        shutil.rmtree(pg.pgroot, ignore_errors=True)
+    shutil.rmtree(layout.state, ignore_errors=True)
+    log(f"removed {layout.state}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="install what is missing and start every service")
+    up.add_argument("--quiet", action="store_true")
+    up.add_argument("--no-apps", dest="apps", action="store_false",
+                    help="start only the stores and the emulator, not the dev API and worker")
+    sub.add_parser("down", help="stop every service that `up` started")
+    sub.add_parser("status", help="show what runs where")
+    sub.add_parser("clean", help="stop everything and delete all local state")
+    test = sub.add_parser("test", help="run the test suite with the services it needs")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        cmd_up(args)
+        return 0
+    if args.command == "down":
+        cmd_down(args)
+        return 0
+    if args.command == "status":
+        return cmd_status(args)
+    if args.command == "clean":
+        cmd_clean(args)
+        return 0
+    return cmd_test(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Typed settings, read once at the edge (a handler's init or a CLI) and passed inward.
+
+Standard library only: the local platform script imports this module before any virtualenv
+exists, so it shares the defaults below with the application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from urllib.parse import quote
+
+# Local services listen on 127.0.0.1 below 32768: ports from 32768 up are the kernel's
+# ephemeral range here and collide with client sockets.
+DEFAULT_POSTGRES_PORT = 15432
+DEFAULT_REDIS_PORT = 16379
+DEFAULT_MONGODB_PORT = 17017
+DEFAULT_EMULATOR_PORT = 4566
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    postgres_user: str = "feed"
+    postgres_password: str = "feed"
+    postgres_db: str = "feed"
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = DEFAULT_POSTGRES_PORT
+    redis_host: str = "127.0.0.1"
+    redis_port: int = DEFAULT_REDIS_PORT
+    redis_db: int = 0
+    mongodb_url: str = f"mongodb://127.0.0.1:{DEFAULT_MONGODB_PORT}/"
+    mongodb_db: str = "feed"
+    aws_endpoint_url: str | None = f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}"
+    aws_region: str = "us-east-1"
+    # The queue URL wins; without it the queue is looked up by name (local emulator).
+    fanout_queue_url: str | None = None
+    fanout_queue_name: str = "feed-fanout"
+    # Feed rules.
+    celebrity_threshold: int = 10_000
+    timeline_max_len: int = 800
+    active_days: int = 7
+    fanout_chunk_size: int = 1_000
+    # Follower ids read per keyset page while a fan-out head job plans its chunks.
+    fanout_page_size: int = 10_000
+    post_cache_ttl_seconds: int = 86_400
+    # Auth.
+    jwt_issuer: str = "https://auth.feed.local"
+    jwt_audience: str = "feed-api"
+    jwt_jwks_url: str | None = None
+    jwt_public_key_file: str | None = None
+    cursor_secret: str = "local-dev-cursor-secret"
+    # Snowflake worker id (0..1023); None picks a random one per process.
+    id_worker: int | None = None
+
+    @property
+    def postgres_dsn(self) -> str:
+        return (
+            f"postgresql://{quote(self.postgres_user)}:{quote(self.postgres_password)}"
+            f"@{self.postgres_host}:{self.postgres_port}/{quote(self.postgres_db)}"
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from environment-style names (POSTGRES_USER, REDIS_PORT, ...).
+
+        An empty string counts as unset, so `AWS_ENDPOINT_URL=` means real AWS endpoints.
+        """
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(field.name.upper())
+            if raw is None:
+                continue
+            if field.type in ("int", int) or (field.type == "int | None" and raw):
+                try:
+                    values[field.name] = int(raw)
+                except ValueError as exc:
+                    name = field.name.upper()
+                    raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+            elif field.type in ("str | None", "int | None"):
+                values[field.name] = raw or None
+            else:
+                values[field.name] = raw
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,32 @@
+"""Shared test configuration.
+
+Tests run against the real local services started by `make test` (infra/devstack.py). They use
+their own databases so a developer's data under `make up` is never touched: PostgreSQL database
+`feed_test`, MongoDB database `feed_test`, Redis logical database 15. The application's environment
+names (POSTGRES_HOST, REDIS_PORT, ...) point them at other servers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from newsfeed.settings import Settings
+
+TEST_ENV_DEFAULTS = {
+    "POSTGRES_DB": "feed_test",
+    "MONGODB_DB": "feed_test",
+    "REDIS_DB": "15",
+}
+
+
+def make_test_settings() -> Settings:
+    # TEST_POSTGRES_DB and friends choose other test databases; the plain names stay the app's.
+    overrides = {k: os.environ.get(f"TEST_{k}", v) for k, v in TEST_ENV_DEFAULTS.items()}
+    return Settings.from_env({**os.environ, **overrides})
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return make_test_settings()

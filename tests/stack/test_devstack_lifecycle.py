@@ -1,0 +1,83 @@
+"""`up` twice then `down` leaves no process behind (a private stack on its own ports)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVSTACK = ROOT / "infra" / "devstack.py"
+pytestmark = pytest.mark.integration
+
+# Ports of this private stack: below 32768 and apart from the default ones (15432, 16379,
+# 17017, 4566) so the stack under test never touches the one the other tests use.
+PRIVATE = {
+    "POSTGRES_PORT": "25432",
+    "REDIS_PORT": "26379",
+    "MONGODB_URL": "mongodb://127.0.0.1:27019/",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:24566",
+    "FEED_API_PORT": "28000",
+}
+
+
+def devstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(DEVSTACK), *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def pids_of(state: Path) -> dict[str, int]:
+    found = {p.stem: int(p.read_text().split()[0]) for p in (state / "run").glob("*.pid")}
+    pg = state / "postgres" / "data" / "postmaster.pid"
+    if pg.exists():
+        found["postgres"] = int(pg.read_text().split()[0])
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_twice_then_down_leaves_nothing_running(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(tmp_path, 0o755)  # the postgres system user must reach its data folder
+    env = {**os.environ, **PRIVATE, "FEED_STATE_DIR": str(state)}
+    for name in ("POSTGRES_DB", "MONGODB_DB", "REDIS_DB"):
+        env.pop(name, None)
+
+    first = devstack(env, "up")
+    assert first.returncode == 0, first.stdout + first.stderr
+    started = pids_of(state)
+    assert set(started) == {"postgres", "redis", "ferretdb", "emulator", "api", "fanout-worker"}
+    assert all(alive(p) for p in started.values())
+    for port in (25432, 26379, 27019, 24566, 28000):
+        assert listening(port), port
+
+    second = devstack(env, "up")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "everything was running" in second.stdout
+    assert pids_of(state) == started, "a second `up` must not start anything again"
+
+    status = devstack(env, "status")
+    assert status.returncode == 0 and status.stdout.count(" ours ") == 6, status.stdout
+
+    down = devstack(env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not [n for n, p in started.items() if alive(p)]
+    assert not [p for p in (25432, 26379, 27019, 24566, 28000) if listening(p)]
+    assert devstack(env, "status").returncode == 3
