@@ -120,6 +120,7 @@ def wait_until(check, what: str, timeout: float = 30.0, interval: float = 0.05) 
 
 def stop_pid(pid: int, what: str, group: bool = True, timeout: float = 15.0) -> None:
     """SIGTERM the process (and its process group, which `spawn` made), then SIGKILL."""
+
     def send(sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if group:
@@ -139,15 +140,25 @@ def stop_pid(pid: int, what: str, group: bool = True, timeout: float = 15.0) -> 
         os.waitpid(pid, os.WNOHANG)
 
 
-def spawn(cmd: list[str], layout: Layout, name: str, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> int:
+def spawn(
+    cmd: list[str],
+    layout: Layout,
+    name: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
     """Start a long-running server in its own session, its output to .state/log/NAME.log."""
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.run.mkdir(parents=True, exist_ok=True)
     with open(layout.logfile(name), "ab") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True,
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
     layout.pidfile(name).write_text(f"{proc.pid}\n")
     return proc.pid
@@ -170,8 +181,11 @@ def apt_install(packages: list[str]) -> None:
     log(f"installing Debian packages: {' '.join(packages)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
-    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env,
-        stdout=subprocess.DEVNULL)
+    run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def postgres_bindir() -> Path | None:
@@ -229,7 +243,10 @@ def ensure_ferretdb() -> Path:
     log(f"building FerretDB {FERRETDB_VERSION} (first time only, about 1-2 minutes)")
     out = subprocess.run(
         [go, "mod", "download", "-json", f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"],
-        check=True, capture_output=True, text=True, cwd=TOOLS_DIR if TOOLS_DIR.exists() else None,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=TOOLS_DIR if TOOLS_DIR.exists() else None,
     )
     moddir = Path(json.loads(out.stdout)["Dir"])
     src = TOOLS_DIR / "src" / f"ferretdb-{FERRETDB_VERSION}"
@@ -255,8 +272,16 @@ def ensure_ministack() -> Path:
         return exe
     log(f"installing ministack {MINISTACK_VERSION} into {venv}")
     run([PYTHON, "-m", "venv", str(venv)])
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-         f"ministack=={MINISTACK_VERSION}"])
+    run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"ministack=={MINISTACK_VERSION}",
+        ]
+    )
     return exe
 
 
@@ -309,8 +334,10 @@ class Service:
         if st.state != "stopped":
             return False
         if not self.local:
-            raise SystemExit(f"[devstack] {self.name} at {self.where()} does not answer, and it "
-                             "is not on this machine, so it is not started here")
+            raise SystemExit(
+                f"[devstack] {self.name} at {self.where()} does not answer, and it "
+                "is not on this machine, so it is not started here"
+            )
         return True
 
     def install(self) -> None:
@@ -355,8 +382,14 @@ class Postgres(Service):
 
     @staticmethod
     def _postgres_user_can_enter(path: Path) -> bool:
-        return subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(path)],
-                              check=False, capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["runuser", "-u", "postgres", "--", "test", "-x", str(path)],
+                check=False,
+                capture_output=True,
+            ).returncode
+            == 0
+        )
 
     @property
     def datadir(self) -> Path:
@@ -390,28 +423,74 @@ class Postgres(Service):
             pwfile.write_text(self.settings.postgres_password + "\n")
             if os.geteuid() == 0:
                 shutil.chown(pwfile, "postgres", "postgres")
-            run(self._as_owner([
-                str(bindir / "initdb"), "-D", str(self.datadir), "-U", self.settings.postgres_user,
-                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                "-E", "UTF8", "--locale=C.UTF-8",
-            ]), stdout=subprocess.DEVNULL)
+            run(
+                self._as_owner(
+                    [
+                        str(bindir / "initdb"),
+                        "-D",
+                        str(self.datadir),
+                        "-U",
+                        self.settings.postgres_user,
+                        f"--pwfile={pwfile}",
+                        "--auth-local=trust",
+                        "--auth-host=scram-sha-256",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                ),
+                stdout=subprocess.DEVNULL,
+            )
             pwfile.unlink()
         self.layout.logs.mkdir(parents=True, exist_ok=True)
         logfile = pgroot / "postgres.log"
         # Durability settings are relaxed: this cluster is for development and tests only.
-        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {pgroot} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        run(self._as_owner([str(bindir / "pg_ctl"), "-D", str(self.datadir), "-o", opts,
-                            "-l", str(logfile), "-w", "-t", "30", "start"]),
-            stdout=subprocess.DEVNULL)
+        opts = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {pgroot} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        run(
+            self._as_owner(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(logfile),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ]
+            ),
+            stdout=subprocess.DEVNULL,
+        )
         wait_until(self.answers, "PostgreSQL")
         self._ensure_databases(pgroot)
 
     def _psql(self, pgroot: Path, sql: str) -> str:
         out = subprocess.run(
-            self._as_owner(["psql", "-h", str(pgroot), "-p", str(self.port), "-U",
-                            self.settings.postgres_user, "-d", "postgres", "-tAc", sql]),
-            check=True, capture_output=True, text=True)
+            self._as_owner(
+                [
+                    "psql",
+                    "-h",
+                    str(pgroot),
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    self.settings.postgres_user,
+                    "-d",
+                    "postgres",
+                    "-tAc",
+                    sql,
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return out.stdout.strip()
 
     def _ensure_databases(self, pgroot: Path) -> None:
@@ -424,9 +503,13 @@ class Postgres(Service):
         if self.our_pid() is None:
             return False
         bindir = postgres_bindir()
-        subprocess.run(self._as_owner([str(bindir / "pg_ctl"), "-D", str(self.datadir), "-m",
-                                       "fast", "-w", "stop"]), check=False,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            self._as_owner(
+                [str(bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"]
+            ),
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
         return True
 
 
@@ -455,13 +538,29 @@ class Redis(Service):
     def start(self) -> None:
         workdir = self.layout.state / "redis"
         workdir.mkdir(parents=True, exist_ok=True)
-        spawn([
-            shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir),
-            # Capped timelines (800 entries) stay compact listpacks; the ElastiCache parameter
-            # group carries the same value.
-            "--zset-max-listpack-entries", "1024", "--maxmemory-policy", "noeviction",
-        ], self.layout, self.name)
+        spawn(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                # Capped timelines (800 entries) stay compact listpacks; the ElastiCache parameter
+                # group carries the same value.
+                "--zset-max-listpack-entries",
+                "1024",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            self.layout,
+            self.name,
+        )
         wait_until(self.answers, "Redis")
 
 
@@ -479,16 +578,27 @@ class FerretDB(Service):
 
     def start(self) -> None:
         s = self.settings
-        pg = (f"postgres://{s.postgres_user}:{s.postgres_password}@{s.postgres_host}:"
-              f"{s.postgres_port}/ferretdb")
+        pg = (
+            f"postgres://{s.postgres_user}:{s.postgres_password}@{s.postgres_host}:"
+            f"{s.postgres_port}/ferretdb"
+        )
         workdir = self.layout.state / "ferretdb"
         workdir.mkdir(parents=True, exist_ok=True)
-        spawn([
-            str(self.binary), f"--listen-addr=127.0.0.1:{self.port}", "--handler=postgresql",
-            f"--postgresql-url={pg}", "--telemetry=disable", f"--state-dir={workdir}",
-            # Its debug/metrics listener defaults to :8088; keep it next to the main port.
-            f"--debug-addr=127.0.0.1:{self.port + 1}", "--log-level=warn",
-        ], self.layout, self.name)
+        spawn(
+            [
+                str(self.binary),
+                f"--listen-addr=127.0.0.1:{self.port}",
+                "--handler=postgresql",
+                f"--postgresql-url={pg}",
+                "--telemetry=disable",
+                f"--state-dir={workdir}",
+                # Its debug/metrics listener defaults to :8088; keep it next to the main port.
+                f"--debug-addr=127.0.0.1:{self.port + 1}",
+                "--log-level=warn",
+            ],
+            self.layout,
+            self.name,
+        )
         wait_until(self.answers, "FerretDB")
 
 
@@ -518,8 +628,13 @@ class Emulator(Service):
     def start(self) -> None:
         workdir = self.layout.state / "emulator"
         workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "GATEWAY_PORT": str(self.port), "BIND_HOST": "127.0.0.1",
-               "STATE_DIR": str(workdir), "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "GATEWAY_PORT": str(self.port),
+            "BIND_HOST": "127.0.0.1",
+            "STATE_DIR": str(workdir),
+            "LOG_LEVEL": "WARNING",
+        }
         spawn([str(self.exe)], self.layout, self.name, env=env, cwd=workdir)
         wait_until(self.answers, "AWS emulator (ministack)")
 
@@ -542,8 +657,17 @@ class DevServer(Service):
             return False
 
     def start(self) -> None:
-        spawn([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "infra" / "devserver.py"),
-               "--port", str(self.port)], self.layout, self.name, cwd=ROOT)
+        spawn(
+            [
+                str(ROOT / ".venv" / "bin" / "python"),
+                str(ROOT / "infra" / "devserver.py"),
+                "--port",
+                str(self.port),
+            ],
+            self.layout,
+            self.name,
+            cwd=ROOT,
+        )
         wait_until(self.answers, "the dev API server", timeout=60)
 
 
@@ -561,14 +685,21 @@ class FanoutWorker(Service):
         return False
 
     def start(self) -> None:
-        spawn([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "infra" / "fanout_worker.py")],
-              self.layout, self.name, cwd=ROOT)
+        spawn(
+            [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "infra" / "fanout_worker.py")],
+            self.layout,
+            self.name,
+            cwd=ROOT,
+        )
 
 
 def services(settings: Settings, layout: Layout, apps: bool = False) -> list[Service]:
     """The stores and the emulator; with `apps`, also the dev API server and fan-out worker."""
-    all_: list[Service] = [Postgres(settings, layout), Redis(settings, layout),
-                           FerretDB(settings, layout)]
+    all_: list[Service] = [
+        Postgres(settings, layout),
+        Redis(settings, layout),
+        FerretDB(settings, layout),
+    ]
     emulator = Emulator(settings, layout)
     if emulator.enabled:
         all_.append(emulator)
@@ -606,14 +737,16 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
     if args.apps:
         if settings.aws_endpoint_url:
             run([str(python), str(ROOT / "infra" / "local_queues.py")])
-        for svc in services(settings, layout, apps=True)[len(stores):]:
+        for svc in services(settings, layout, apps=True)[len(stores) :]:
             if svc.needs_start():
                 svc.start()
                 started.append(svc.name)
     if not args.quiet:
         print_status(settings, layout)
-        log(f"up in {time.monotonic() - t0:.1f} s"
-            + (f"; started {', '.join(started)}" if started else "; everything was running"))
+        log(
+            f"up in {time.monotonic() - t0:.1f} s"
+            + (f"; started {', '.join(started)}" if started else "; everything was running")
+        )
     return started
 
 
@@ -682,8 +815,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="install what is missing and start every service")
     up.add_argument("--quiet", action="store_true")
-    up.add_argument("--no-apps", dest="apps", action="store_false",
-                    help="start only the stores and the emulator, not the dev API and worker")
+    up.add_argument(
+        "--no-apps",
+        dest="apps",
+        action="store_false",
+        help="start only the stores and the emulator, not the dev API and worker",
+    )
     sub.add_parser("down", help="stop every service that `up` started")
     sub.add_parser("status", help="show what runs where")
     sub.add_parser("clean", help="stop everything and delete all local state")

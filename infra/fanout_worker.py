@@ -57,31 +57,44 @@ class LocalContext:
 
 
 def to_sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
-    return {"Records": [{
-        "messageId": m["MessageId"],
-        "receiptHandle": m["ReceiptHandle"],
-        "body": m["Body"],
-        "attributes": m.get("Attributes", {}),
-        "messageAttributes": {},
-        "md5OfBody": m.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    } for m in messages]}
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
 
 
-def drain_once(sqs, handler, queue_url: str, queue_arn: str, region: str,
-               wait_seconds: int = 1) -> int:
+def drain_once(
+    sqs, handler, queue_url: str, queue_arn: str, region: str, wait_seconds: int = 1
+) -> int:
     """Deliver one batch; returns how many messages it received."""
-    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=BATCH_SIZE,
-                              WaitTimeSeconds=wait_seconds, AttributeNames=["All"])
+    got = sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=BATCH_SIZE,
+        WaitTimeSeconds=wait_seconds,
+        AttributeNames=["All"],
+    )
     messages = got.get("Messages", [])
     if not messages:
         return 0
     result = handler(to_sqs_event(messages, queue_arn, region), LocalContext()) or {}
     failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-    done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-            for i, m in enumerate(messages) if m["MessageId"] not in failed]
+    done = [
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+        for i, m in enumerate(messages)
+        if m["MessageId"] not in failed
+    ]
     if done:
         sqs.delete_message_batch(QueueUrl=queue_url, Entries=done)
     return len(messages)
@@ -94,8 +107,9 @@ def main() -> int:
     settings = Settings.from_env(os.environ)
     queue_url, _ = ensure_fanout_queues(settings)
     sqs = sqs_client(settings)
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     handler = load_fanout_handler().handler
     stopping = False
 

@@ -40,8 +40,9 @@ def ensure_database(settings: Settings) -> None:
     """Create the target database when the server lets us (local cluster, test runs)."""
     admin = settings.postgres_dsn.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                              (settings.postgres_db,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.postgres_db,)
+        ).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.postgres_db)))
 
@@ -57,8 +58,12 @@ def apply_postgres_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -
                 " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {v: c for v, c in conn.execute(
-                "SELECT version, checksum FROM schema_migrations").fetchall()}
+            done = {
+                v: c
+                for v, c in conn.execute(
+                    "SELECT version, checksum FROM schema_migrations"
+                ).fetchall()
+            }
             for path in migration_files(directory):
                 version = path.name.split("_", 1)[0]
                 body = path.read_text()
@@ -71,7 +76,9 @@ def apply_postgres_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -
                     conn.execute(body)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name, checksum)"
-                        " VALUES (%s, %s, %s)", (version, path.name, checksum))
+                        " VALUES (%s, %s, %s)",
+                        (version, path.name, checksum),
+                    )
                 applied_now.append(path.name)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
@@ -96,8 +103,10 @@ def main() -> int:
     applied = apply_postgres_migrations(settings.postgres_dsn)
     ensure_mongo(settings)
     where = f"postgres db {settings.postgres_db}, mongodb db {settings.mongodb_db}"
-    print(f"[init_db] {where}: " + (f"applied {', '.join(applied)}" if applied
-                                    else "schema up to date"))
+    print(
+        f"[init_db] {where}: "
+        + (f"applied {', '.join(applied)}" if applied else "schema up to date")
+    )
     return 0
 
 

@@ -28,25 +28,32 @@ def sqs_client(settings: Settings):
     import boto3
 
     return boto3.client(
-        "sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
+        "sqs",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
     )
 
 
-def ensure_fanout_queues(settings: Settings, name: str | None = None,
-                         visibility_timeout: int = VISIBILITY_TIMEOUT_SECONDS,
-                         max_receive_count: int = MAX_RECEIVE_COUNT) -> tuple[str, str]:
+def ensure_fanout_queues(
+    settings: Settings,
+    name: str | None = None,
+    visibility_timeout: int = VISIBILITY_TIMEOUT_SECONDS,
+    max_receive_count: int = MAX_RECEIVE_COUNT,
+) -> tuple[str, str]:
     """Returns (queue_url, dlq_url)."""
     sqs = sqs_client(settings)
     name = name or settings.fanout_queue_name
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     attributes = {
         "VisibilityTimeout": str(visibility_timeout),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
-                                     "maxReceiveCount": str(max_receive_count)}),
+        "RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+        ),
     }
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     # create_queue does not change an existing queue's attributes; set them every time.

@@ -26,13 +26,22 @@ PRIVATE = {
 
 
 def devstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(DEVSTACK), *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(DEVSTACK), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def pids_of(state: Path) -> dict[str, int]:
     found = {p.stem: int(p.read_text().split()[0]) for p in (state / "run").glob("*.pid")}
-    pg = state / "postgres" / "data" / "postmaster.pid"
+    # PostgreSQL's data sits in .state unless the postgres user cannot reach it (devstack.py).
+    moved = state / "postgres-location"
+    pgroot = Path(moved.read_text().strip()) if moved.exists() else state / "postgres"
+    pg = pgroot / "data" / "postmaster.pid"
     if pg.exists():
         found["postgres"] = int(pg.read_text().split()[0])
     return found
@@ -60,24 +69,28 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path):
     for name in ("POSTGRES_DB", "MONGODB_DB", "REDIS_DB"):
         env.pop(name, None)
 
-    first = devstack(env, "up")
-    assert first.returncode == 0, first.stdout + first.stderr
-    started = pids_of(state)
-    assert set(started) == {"postgres", "redis", "ferretdb", "emulator", "api", "fanout-worker"}
-    assert all(alive(p) for p in started.values())
-    for port in (25432, 26379, 27019, 24566, 28000):
-        assert listening(port), port
+    try:
+        first = devstack(env, "up")
+        assert first.returncode == 0, first.stdout + first.stderr
+        started = pids_of(state)
+        assert set(started) == {"postgres", "redis", "ferretdb", "emulator", "api", "fanout-worker"}
+        assert all(alive(p) for p in started.values())
+        for port in (25432, 26379, 27019, 24566, 28000):
+            assert listening(port), port
 
-    second = devstack(env, "up")
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert "everything was running" in second.stdout
-    assert pids_of(state) == started, "a second `up` must not start anything again"
+        second = devstack(env, "up")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "everything was running" in second.stdout
+        assert pids_of(state) == started, "a second `up` must not start anything again"
 
-    status = devstack(env, "status")
-    assert status.returncode == 0 and status.stdout.count(" ours ") == 6, status.stdout
+        status = devstack(env, "status")
+        assert status.returncode == 0 and status.stdout.count(" ours ") == 6, status.stdout
 
-    down = devstack(env, "down")
+    finally:
+        down = devstack(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert not [n for n, p in started.items() if alive(p)]
     assert not [p for p in (25432, 26379, 27019, 24566, 28000) if listening(p)]
     assert devstack(env, "status").returncode == 3
+    clean = devstack(env, "clean")
+    assert clean.returncode == 0 and not state.exists(), clean.stdout + clean.stderr

@@ -45,8 +45,12 @@ def test_changed_migration_is_refused(settings, tmp_path):
 
 def test_postgres_has_feed_tables(settings):
     with psycopg.connect(settings.postgres_dsn) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        }
     assert {"users", "follows", "blocks", "mutes"} <= tables
 
 
