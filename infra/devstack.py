@@ -656,7 +656,7 @@ class DevServer(Service):
         except OSError:
             return False
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         spawn(
             [
                 str(ROOT / ".venv" / "bin" / "python"),
@@ -666,6 +666,7 @@ class DevServer(Service):
             ],
             self.layout,
             self.name,
+            env={**os.environ, **(env or {})},
             cwd=ROOT,
         )
         wait_until(self.answers, "the dev API server", timeout=60)
@@ -684,11 +685,12 @@ class FanoutWorker(Service):
     def answers(self) -> bool:
         return False
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         spawn(
             [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "infra" / "fanout_worker.py")],
             self.layout,
             self.name,
+            env={**os.environ, **(env or {})},
             cwd=ROOT,
         )
 
@@ -735,11 +737,20 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
             started.append(svc.name)
     init_schema(python)
     if args.apps:
-        if settings.aws_endpoint_url:
-            run([str(python), str(ROOT / "infra" / "local_queues.py")])
+        app_env: dict[str, str] = {}
+        if settings.aws_endpoint_url and not settings.fanout_queue_url:
+            # The dev API sends fan-out jobs to the emulator's queue, as the posts function
+            # does in AWS; the worker consumes them.
+            out = subprocess.run(
+                [str(python), str(ROOT / "infra" / "local_queues.py"), "--url-only"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            app_env["FANOUT_QUEUE_URL"] = out.stdout.strip()
         for svc in services(settings, layout, apps=True)[len(stores) :]:
             if svc.needs_start():
-                svc.start()
+                svc.start(app_env)
                 started.append(svc.name)
     if not args.quiet:
         print_status(settings, layout)
@@ -827,6 +838,11 @@ def main(argv: list[str] | None = None) -> int:
     test = sub.add_parser("test", help="run the test suite with the services it needs")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if Settings.from_env(os.environ).aws_endpoint_url:
+        # The emulator accepts any credentials, but AWS clients refuse to sign without some.
+        for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+            os.environ.setdefault(name, value)
+        os.environ.setdefault("AWS_DEFAULT_REGION", Settings.from_env(os.environ).aws_region)
     if args.command == "up":
         cmd_up(args)
         return 0

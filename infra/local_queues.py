@@ -10,6 +10,7 @@ failed deliveries.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -61,13 +62,15 @@ def ensure_fanout_queues(
     return url, dlq_url
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url-only", action="store_true", help="print only the queue URL")
+    args = parser.parse_args(argv)
     settings = Settings.from_env(os.environ)
     if not settings.aws_endpoint_url:
-        print("[queues] AWS_ENDPOINT_URL is empty: queues in AWS come from template.yaml")
-        return 0
+        raise SystemExit("AWS_ENDPOINT_URL is empty: queues in AWS come from template.yaml")
     url, dlq = ensure_fanout_queues(settings)
-    print(f"[queues] fan-out queue {url} (dead letters: {dlq})")
+    print(url if args.url_only else f"[queues] fan-out queue {url} (dead letters: {dlq})")
     return 0
 
 
