@@ -1,0 +1,1 @@
+"""One adapter per store. Each module imports its client library only when used."""

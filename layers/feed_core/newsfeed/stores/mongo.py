@@ -1,0 +1,179 @@
+"""Posts, likes and engagement events in MongoDB (pymongo; DocumentDB 5.0 API subset).
+
+FerretDB 1.x, the local server, pushes equality and `_id` point reads down to PostgreSQL but not
+`$in`/`$or` (those scan the collection), and sorts in memory. So hydration reads a few misses as
+point reads and only uses `$in` for larger batches; hot paths stay on the Redis post cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from ..models import Media, Post
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+    from ..settings import Settings
+
+# Up to this many misses, one `_id` point read each beats one `$in` scan on FerretDB.
+POINT_READ_LIMIT = 16
+
+
+def make_database(settings: Settings) -> Database:
+    from pymongo import MongoClient
+
+    client: MongoClient = MongoClient(
+        settings.mongodb_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        connectTimeoutMS=3000,
+        socketTimeoutMS=10000,
+        appname="feed",
+    )
+    return client[settings.mongodb_db]
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create every collection's indexes; safe to run on every deploy (create_index is
+    idempotent for an identical spec)."""
+    db.posts.create_index([("author_id", ASCENDING), ("_id", DESCENDING)], name="author_newest")
+    db.likes.create_index([("post_id", ASCENDING)], name="by_post")
+    db.likes.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)], name="by_user")
+    db.engagement_events.create_index([("at", ASCENDING)], name="by_time")
+
+
+def post_from_doc(doc: dict[str, Any]) -> Post:
+    return Post(
+        id=int(doc["_id"]),
+        author_id=int(doc["author_id"]),
+        text=doc["text"],
+        media=tuple(Media(url=m["url"], kind=m["kind"]) for m in doc.get("media") or ()),
+        created_at=_aware(doc["created_at"]),
+        like_count=int(doc.get("like_count", 0)),
+        deleted_at=_aware(doc.get("deleted_at")),
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # FerretDB and some drivers hand back naive UTC datetimes.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+_LIVE = {"deleted_at": None}
+
+
+class MongoPostStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._posts = db.posts
+        self._likes = db.likes
+        self._events = db.engagement_events
+
+    def insert_post(self, post: Post) -> None:
+        """Raises pymongo DuplicateKeyError on an id collision (the caller retries)."""
+        self._posts.insert_one(
+            {
+                "_id": post.id,
+                "author_id": post.author_id,
+                "text": post.text,
+                "media": [m.to_dict() for m in post.media],
+                "created_at": post.created_at,
+                "like_count": post.like_count,
+                "deleted_at": None,
+            }
+        )
+
+    def get_post(self, post_id: int) -> Post | None:
+        doc = self._posts.find_one({"_id": post_id})
+        return post_from_doc(doc) if doc else None
+
+    def get_posts(self, post_ids: Sequence[int]) -> dict[int, Post]:
+        """Posts by id (deleted ones included, marked); unknown ids are absent."""
+        if not post_ids:
+            return {}
+        if len(post_ids) <= POINT_READ_LIMIT:
+            docs: Iterable[dict[str, Any]] = filter(
+                None, (self._posts.find_one({"_id": pid}) for pid in post_ids)
+            )
+        else:
+            docs = self._posts.find({"_id": {"$in": list(post_ids)}})
+        return {int(d["_id"]): post_from_doc(d) for d in docs}
+
+    def author_post_ids(self, author_id: int, below: int | None, limit: int) -> list[int]:
+        """An author's live post ids below `below`, newest first."""
+        query: dict[str, Any] = {"author_id": author_id, **_LIVE}
+        if below is not None:
+            query["_id"] = {"$lt": below}
+        cursor = self._posts.find(query, {"_id": 1}).sort("_id", DESCENDING).limit(limit)
+        return [int(d["_id"]) for d in cursor]
+
+    def author_posts(self, author_id: int, below: int | None, limit: int) -> list[Post]:
+        query: dict[str, Any] = {"author_id": author_id, **_LIVE}
+        if below is not None:
+            query["_id"] = {"$lt": below}
+        cursor = self._posts.find(query).sort("_id", DESCENDING).limit(limit)
+        return [post_from_doc(d) for d in cursor]
+
+    def posts_by_authors(
+        self, author_ids: Sequence[int], below: int | None, limit: int
+    ) -> list[Post]:
+        """Newest live posts of several authors: the degraded feed when Redis is down."""
+        if not author_ids:
+            return []
+        query: dict[str, Any] = {"author_id": {"$in": list(author_ids)}, **_LIVE}
+        if below is not None:
+            query["_id"] = {"$lt": below}
+        cursor = self._posts.find(query).sort("_id", DESCENDING).limit(limit)
+        return [post_from_doc(d) for d in cursor]
+
+    def mark_deleted(self, post_id: int, at: datetime) -> Post | None:
+        """Soft delete (keeps the first deletion time on a retry); returns the post after."""
+        self._posts.update_one({"_id": post_id, **_LIVE}, {"$set": {"deleted_at": at}})
+        return self.get_post(post_id)
+
+    def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None:
+        """Idempotent like. Returns the updated post when a like was added, None if it existed.
+
+        Two writes without a transaction (DocumentDB/FerretDB): a crash between them leaves the
+        count one short; the like document is the truth and counts can be recomputed from it."""
+        try:
+            self._likes.insert_one(
+                {
+                    "_id": f"{post_id}:{user_id}",
+                    "post_id": post_id,
+                    "user_id": user_id,
+                    "created_at": at,
+                }
+            )
+        except DuplicateKeyError:
+            return None
+        doc = self._posts.find_one_and_update(
+            {"_id": post_id}, {"$inc": {"like_count": 1}}, return_document=ReturnDocument.AFTER
+        )
+        return post_from_doc(doc) if doc else None
+
+    def remove_like(self, post_id: int, user_id: int) -> Post | None:
+        """Idempotent unlike. Returns the updated post when a like was removed."""
+        if self._likes.delete_one({"_id": f"{post_id}:{user_id}"}).deleted_count == 0:
+            return None
+        doc = self._posts.find_one_and_update(
+            {"_id": post_id, "like_count": {"$gt": 0}},
+            {"$inc": {"like_count": -1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return post_from_doc(doc) if doc else self.get_post(post_id)
+
+    def has_liked(self, post_id: int, user_id: int) -> bool:
+        return self._likes.find_one({"_id": f"{post_id}:{user_id}"}, {"_id": 1}) is not None
+
+    def record_events(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            self._events.insert_many(events, ordered=False)
