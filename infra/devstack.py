@@ -836,8 +836,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="show what runs where")
     sub.add_parser("clean", help="stop everything and delete all local state")
     test = sub.add_parser("test", help="run the test suite with the services it needs")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    test.add_argument("pytest_args", nargs="*", help="passed to pytest as they are")
+    # parse_known_args: pytest's own options (-x, -k EXPR) pass through to it untouched.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "test":
+        args.pytest_args = [*extra, *args.pytest_args]
     if Settings.from_env(os.environ).aws_endpoint_url:
         # The emulator accepts any credentials, but AWS clients refuse to sign without some.
         for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):

@@ -1,0 +1,13 @@
+"""Lambda entry point of the `feed` API function (API Gateway HTTP API, payload 2.0)."""
+
+import os
+
+from feed_api.app import create_app
+from feed_api.container import lazy_services
+from feed_api.lambda_entry import http_handler
+from feed_api.routers import feed
+from newsfeed.settings import Settings
+
+settings = Settings.from_env(os.environ)
+app = create_app(settings, lazy_services(settings), [feed.router], title="Feed API: home feed")
+handler = http_handler(app, service="feed")

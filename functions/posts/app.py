@@ -1,0 +1,13 @@
+"""Lambda entry point of the `posts` API function (API Gateway HTTP API, payload 2.0)."""
+
+import os
+
+from feed_api.app import create_app
+from feed_api.container import lazy_services
+from feed_api.lambda_entry import http_handler
+from feed_api.routers import posts
+from newsfeed.settings import Settings
+
+settings = Settings.from_env(os.environ)
+app = create_app(settings, lazy_services(settings), [posts.router], title="Feed API: posts")
+handler = http_handler(app, service="posts")

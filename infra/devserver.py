@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Local dev server: every route of the three API functions on one port, with /docs and /redoc.
+
+    .venv/bin/python infra/devserver.py            # http://127.0.0.1:8000/docs
+    TOKEN=$(.venv/bin/python infra/mint_token.py --sub alice)
+
+Same app factory and routers as the Lambda functions; the stores come from the usual settings
+(POSTGRES_PORT, REDIS_PORT, MONGODB_URL, ...). Tokens are verified with the local key pair from
+`mint_token.py` unless JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE says otherwise, and the public key is
+served as JWKS at /.well-known/jwks.json (for the emulator's JWT authorizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "layers" / "feed_core"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fastapi import FastAPI  # noqa: E402  (after the path setup)
+from mint_token import DEFAULT_KEYS_DIR, ensure_keypair, jwks_document  # noqa: E402
+
+from feed_api.app import create_app  # noqa: E402
+from feed_api.container import Services, lazy_services  # noqa: E402
+from feed_api.routers import feed, posts, users  # noqa: E402
+from newsfeed.settings import Settings  # noqa: E402
+
+DEFAULT_PORT = 8000
+
+
+def local_settings(keys_dir: Path = DEFAULT_KEYS_DIR) -> Settings:
+    """Settings from the environment; without a configured key, the local pair from mint_token."""
+    settings = Settings.from_env(os.environ)
+    if settings.jwt_jwks_url or settings.jwt_public_key_file:
+        return settings
+    pair = ensure_keypair(keys_dir)
+    return dataclasses.replace(settings, jwt_public_key_file=str(pair.public_pem))
+
+
+def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    app = create_app(
+        settings,
+        services if services is not None else lazy_services(settings),
+        [users.router, posts.router, feed.router],
+        title="Feed API (local)",
+    )
+    public_key_file = settings.jwt_public_key_file
+
+    @app.get(
+        "/.well-known/jwks.json",
+        tags=["local auth"],
+        summary="The local token signing key (JWKS)",
+        description="Only on the dev server: the public half of `.state/keys`.",
+    )
+    def jwks() -> dict[str, Any]:
+        if not public_key_file:
+            return {"keys": []}
+        return jwks_document(Path(public_key_file).read_bytes())
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the feed API locally.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    import uvicorn
+
+    settings = local_settings()
+    key = settings.jwt_public_key_file or settings.jwt_jwks_url
+    print(f"feed API on http://{args.host}:{args.port}/docs (token key: {key})", flush=True)
+    uvicorn.run(build_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Request dependencies, declared once as `Annotated` types and reused by every router."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import WithJsonSchema
+
+from feed_api.auth import Caller, TokenVerifier, bearer_token
+from feed_api.container import Services
+from feed_api.errors import ApiError
+from newsfeed.errors import NotFound
+from newsfeed.models import User
+
+MAX_ID = 2**63 - 1  # ids are signed 64-bit (bigint / Int64)
+MAX_CURSOR_CHARS = 512
+
+# Declares the bearer security scheme in OpenAPI (Swagger's "Authorize" button). It does not
+# reject anything itself: `_caller` does, with a clearer message than the default.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    bearerFormat="JWT",
+    description="RS256 JWT from the identity provider; `sub` is the caller's account. Locally: "
+    "`python infra/mint_token.py --sub alice`.",
+)
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services()
+
+
+def _caller(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Caller:
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier.verify(bearer_token(request.headers.get("authorization")))
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def _current_user(caller: CallerDep, services: ServicesDep) -> User:
+    try:
+        return services.users.get_by_subject(caller.subject)
+    except NotFound as exc:
+        raise ApiError(
+            404,
+            "profile_required",
+            "this account has no profile yet: create it with POST /v1/users first",
+        ) from exc
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
+
+# Parsed as int, documented as a digit string: a generated JavaScript client would otherwise
+# type ids as numbers and round them (2^53 < 2^63).
+_Id = Annotated[int, WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,19}$"})]
+UserId = Annotated[_Id, Path(ge=1, le=MAX_ID, description="User id (decimal string).")]
+PostId = Annotated[_Id, Path(ge=1, le=MAX_ID, description="Post id (decimal string).")]
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_CHARS,
+        description="Opaque `next_cursor` from the previous page; omit for the first page.",
+    ),
+]

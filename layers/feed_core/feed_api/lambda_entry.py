@@ -1,0 +1,79 @@
+"""Powertools wiring shared by the Lambda entry points: JSON logs, traces, EMF metrics.
+
+FastAPI and Mangum are imported only by `http_handler`: the fan-out worker uses `observability`
+alone and should not pay for the web stack at cold start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# POWERTOOLS_METRICS_NAMESPACE (template Globals) overrides it, e.g. per stage.
+DEFAULT_METRICS_NAMESPACE = "FeedPlatform"
+# Only what we call through patchable clients: patching everything (the default) imports every
+# supported library at cold start. psycopg 3 and redis-py have no X-Ray patcher.
+TRACED_MODULES = ("botocore", "pymongo")
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Observability:
+    logger: Logger
+    tracer: Tracer
+    metrics: Metrics
+
+
+def observability(service: str) -> Observability:
+    """Logger, Tracer and Metrics for one function; call once, at module level."""
+    logger = Logger(service=service)
+    # Our packages log through the standard library; give them the same JSON output and
+    # correlation id. Child loggers (newsfeed.services, ...) propagate to these two.
+    for name in ("feed_api", "newsfeed"):
+        logging.getLogger(name)
+    copy_config_to_registered_loggers(source_logger=logger, include={"feed_api", "newsfeed"})
+    return Observability(
+        logger=logger,
+        tracer=Tracer(service=service, patch_modules=TRACED_MODULES),
+        metrics=Metrics(
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
+            service=service,
+        ),
+    )
+
+
+def http_handler(app: FastAPI, service: str) -> LambdaHandler:
+    """The Lambda handler for an API function: API Gateway HTTP API (payload 2.0) -> `app`."""
+    from mangum import Mangum
+
+    obs = observability(service)
+    # lifespan off: the app has no startup work, and Mangum would otherwise run the lifespan
+    # protocol on every cold start.
+    asgi = Mangum(app, lifespan="off")
+
+    @obs.logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+    )
+    # Responses hold user content: keep them out of trace metadata (and its 64 KB limit).
+    @obs.tracer.capture_lambda_handler(capture_response=False)
+    @obs.metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = asgi(event, context)
+        status = int(response.get("statusCode", 500))
+        # API Gateway counts 4xx/5xx too; this one is per function and costs no extra call.
+        obs.metrics.add_metric(name=f"Responses{status // 100}xx", unit=MetricUnit.Count, value=1)
+        return response
+
+    return handler

@@ -1,0 +1,1 @@
+"""One router per resource; each API function mounts the routers it serves."""

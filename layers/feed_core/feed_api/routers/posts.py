@@ -1,0 +1,86 @@
+"""Posts and likes (the `posts` function)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from feed_api.deps import CallerDep, CurrentUser, Cursor, Limit, PostId, ServicesDep, UserId
+from feed_api.errors import error_responses
+from feed_api.schemas import CreatePost, PostOut, PostPage
+
+router = APIRouter(prefix="/v1", tags=["posts"], responses=error_responses(401, 422))
+
+NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
+
+
+@router.post(
+    "/posts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PostOut,
+    summary="Publish a post",
+    description="Stored, then delivered to followers' home timelines asynchronously.",
+    responses=error_responses(400, 404),
+)
+def create_post(
+    body: CreatePost, me: CurrentUser, services: ServicesDep, response: Response
+) -> PostOut:
+    media = [m.model_dump() for m in body.media]
+    post = services.posts.create(me.id, body.text, media)
+    response.headers["Location"] = f"/v1/posts/{post.id}"
+    return PostOut.from_domain(post)
+
+
+@router.get(
+    "/posts/{post_id}",
+    response_model=PostOut,
+    summary="A post",
+    responses=error_responses(404),
+)
+def get_post(post_id: PostId, _: CallerDep, services: ServicesDep) -> PostOut:
+    return PostOut.from_domain(services.posts.get(post_id))
+
+
+@router.delete(
+    "/posts/{post_id}",
+    **NO_CONTENT,
+    summary="Delete your post",
+    description="Only the author may delete; the post leaves followers' timelines.",
+    responses=error_responses(403, 404),
+)
+def delete_post(post_id: PostId, me: CurrentUser, services: ServicesDep) -> None:
+    services.posts.delete(me.id, post_id)
+
+
+@router.put(
+    "/posts/{post_id}/like",
+    **NO_CONTENT,
+    summary="Like a post",
+    description="Idempotent.",
+    responses=error_responses(404),
+)
+def like(post_id: PostId, me: CurrentUser, services: ServicesDep) -> None:
+    services.posts.like(me.id, post_id)
+
+
+@router.delete(
+    "/posts/{post_id}/like",
+    **NO_CONTENT,
+    summary="Remove your like",
+    description="Idempotent.",
+    responses=error_responses(404),
+)
+def unlike(post_id: PostId, me: CurrentUser, services: ServicesDep) -> None:
+    services.posts.unlike(me.id, post_id)
+
+
+@router.get(
+    "/users/{user_id}/posts",
+    response_model=PostPage,
+    summary="A user's posts, newest first",
+    responses=error_responses(400, 404),
+)
+def author_posts(
+    user_id: UserId, _: CallerDep, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
+) -> PostPage:
+    page = services.posts.author_posts(user_id, cursor, limit)
+    return PostPage.from_domain(page)

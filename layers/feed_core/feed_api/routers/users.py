@@ -1,0 +1,151 @@
+"""Profiles and the social graph (the `social` function): follow, block, mute."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from feed_api.deps import CallerDep, CurrentUser, Cursor, Limit, ServicesDep, UserId
+from feed_api.errors import error_responses
+from feed_api.schemas import CreateUser, UserOut, UserPage
+
+router = APIRouter(prefix="/v1", responses=error_responses(401, 422))
+
+NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
+
+
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    tags=["users"],
+    summary="Create the caller's profile",
+    description="Creates the profile of the account in the bearer token (one per account).",
+    responses=error_responses(400, 409),
+)
+def create_profile(
+    body: CreateUser, caller: CallerDep, services: ServicesDep, response: Response
+) -> UserOut:
+    user = services.users.create_profile(caller.subject, body.handle, body.display_name)
+    response.headers["Location"] = f"/v1/users/{user.id}"
+    return UserOut.from_domain(user)
+
+
+@router.get(
+    "/users/me",
+    response_model=UserOut,
+    tags=["users"],
+    summary="The caller's profile",
+    responses=error_responses(404),
+)
+def get_me(me: CurrentUser) -> UserOut:
+    return UserOut.from_domain(me)
+
+
+@router.get(
+    "/users/{user_id}",
+    response_model=UserOut,
+    tags=["users"],
+    summary="A user's profile",
+    responses=error_responses(404),
+)
+def get_user(user_id: UserId, _: CallerDep, services: ServicesDep) -> UserOut:
+    return UserOut.from_domain(services.users.get(user_id))
+
+
+@router.get(
+    "/users/{user_id}/followers",
+    response_model=UserPage,
+    tags=["social graph"],
+    summary="Who follows a user",
+    description="Newest follow first; page with `cursor`.",
+    responses=error_responses(400, 404),
+)
+def list_followers(
+    user_id: UserId, _: CallerDep, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
+) -> UserPage:
+    page = services.users.followers(user_id, cursor, limit)
+    return UserPage.from_domain(page)
+
+
+@router.get(
+    "/users/{user_id}/following",
+    response_model=UserPage,
+    tags=["social graph"],
+    summary="Whom a user follows",
+    responses=error_responses(400, 404),
+)
+def list_following(
+    user_id: UserId, _: CallerDep, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
+) -> UserPage:
+    page = services.users.following(user_id, cursor, limit)
+    return UserPage.from_domain(page)
+
+
+@router.put(
+    "/me/following/{user_id}",
+    **NO_CONTENT,
+    tags=["social graph"],
+    summary="Follow a user",
+    description="Idempotent. Refused (403) when either side blocks the other; 400 for yourself.",
+    responses=error_responses(400, 403, 404),
+)
+def follow(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
+    services.users.follow(me.id, user_id)
+
+
+@router.delete(
+    "/me/following/{user_id}",
+    **NO_CONTENT,
+    tags=["social graph"],
+    summary="Unfollow a user",
+    description="Idempotent.",
+    responses=error_responses(400, 404),
+)
+def unfollow(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
+    services.users.unfollow(me.id, user_id)
+
+
+@router.put(
+    "/me/blocks/{user_id}",
+    **NO_CONTENT,
+    tags=["social graph"],
+    summary="Block a user",
+    description="Idempotent. Their posts leave your feed and neither side can follow the other.",
+    responses=error_responses(400, 404),
+)
+def block(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
+    services.users.block(me.id, user_id)
+
+
+@router.delete(
+    "/me/blocks/{user_id}",
+    **NO_CONTENT,
+    tags=["social graph"],
+    summary="Unblock a user",
+    responses=error_responses(400, 404),
+)
+def unblock(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
+    services.users.unblock(me.id, user_id)
+
+
+@router.put(
+    "/me/mutes/{user_id}",
+    **NO_CONTENT,
+    tags=["social graph"],
+    summary="Mute a user",
+    description="Idempotent. Their posts leave your feed; you keep following them.",
+    responses=error_responses(400, 404),
+)
+def mute(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
+    services.users.mute(me.id, user_id)
+
+
+@router.delete(
+    "/me/mutes/{user_id}",
+    **NO_CONTENT,
+    tags=["social graph"],
+    summary="Unmute a user",
+    responses=error_responses(400, 404),
+)
+def unmute(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
+    services.users.unmute(me.id, user_id)

@@ -1,0 +1,132 @@
+"""Request and response bodies of the v1 API.
+
+Ids are strings in JSON: 64-bit snowflakes do not survive JavaScript numbers. Responses are built
+from the domain dataclasses with `from_domain`, so the HTTP shape can evolve apart from them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from newsfeed.models import MEDIA_KINDS
+
+# Generous upper bounds that keep payloads small; the domain enforces the real rules (handle
+# syntax, post length) so they live in one place and come back as 400 with its message.
+MAX_HANDLE_CHARS = 64
+MAX_DISPLAY_NAME_CHARS = 200
+MAX_TEXT_CHARS = 10_000
+MAX_MEDIA = 10
+MAX_URL_CHARS = 2_048
+
+
+class CreateUser(BaseModel):
+    """The caller's new profile; the account is the token's subject."""
+
+    model_config = ConfigDict(extra="forbid")
+    handle: str = Field(
+        min_length=1,
+        max_length=MAX_HANDLE_CHARS,
+        examples=["ada_l"],
+        description="Unique, case-insensitive: letters, digits and underscores.",
+    )
+    display_name: str = Field(
+        min_length=1, max_length=MAX_DISPLAY_NAME_CHARS, examples=["Ada Lovelace"]
+    )
+
+
+class UserOut(BaseModel):
+    id: str = Field(description="User id (64-bit, as a decimal string).", examples=["7" * 19])
+    handle: str
+    display_name: str
+    follower_count: int
+    following_count: int
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_domain(cls, user: Any) -> UserOut:
+        return cls(
+            id=str(user.id),
+            handle=user.handle,
+            display_name=user.display_name or "",
+            follower_count=user.follower_count,
+            following_count=user.following_count,
+            created_at=getattr(user, "created_at", None),
+        )
+
+
+class Media(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=1, max_length=MAX_URL_CHARS, examples=["https://cdn.example/a.jpg"])
+    # Literal over the domain's tuple: one list of kinds, shown as an enum in OpenAPI.
+    kind: Literal[MEDIA_KINDS] = "image"  # type: ignore[valid-type]
+
+
+class CreatePost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(max_length=MAX_TEXT_CHARS, examples=["hello, timeline"])
+    media: list[Media] = Field(default_factory=list, max_length=MAX_MEDIA)
+
+
+class PostOut(BaseModel):
+    id: str = Field(description="Post id (64-bit snowflake, time-ordered).", examples=["7" * 19])
+    author_id: str
+    text: str
+    media: list[Media]
+    created_at: datetime
+    like_count: int = 0
+
+    @classmethod
+    def from_domain(cls, post: Any) -> PostOut:
+        return cls(
+            id=str(post.id),
+            author_id=str(post.author_id),
+            text=post.text,
+            media=[_media_out(m) for m in (post.media or [])],
+            created_at=post.created_at,
+            like_count=getattr(post, "like_count", 0) or 0,
+        )
+
+
+def _media_out(m: Any) -> Media:
+    if isinstance(m, dict):
+        return Media(url=m["url"], kind=m.get("kind", "image"))
+    return Media(url=m.url, kind=m.kind)
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null at the end."
+    )
+
+    @classmethod
+    def from_domain(cls, page: Any) -> UserPage:
+        return cls(items=[UserOut.from_domain(u) for u in page.items], next_cursor=page.next_cursor)
+
+
+class PostPage(BaseModel):
+    items: list[PostOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null at the end."
+    )
+
+    @classmethod
+    def from_domain(cls, page: Any) -> PostPage:
+        return cls(items=[PostOut.from_domain(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+class FeedPageOut(BaseModel):
+    """A page of the caller's home timeline, newest first."""
+
+    items: list[PostOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get older posts; null at the end."
+    )
+    partial: bool = Field(
+        default=False,
+        description="True when a source failed while rebuilding the timeline: retry later for "
+        "a complete page.",
+    )

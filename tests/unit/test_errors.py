@@ -1,0 +1,187 @@
+"""Error mapping: domain exceptions and request problems become `{"error": {code, message}}`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from feed_api.app import create_app
+from feed_api.auth import Caller, TokenVerifier, unauthorized
+from feed_api.container import Services
+from feed_api.errors import domain_status
+from feed_api.routers import feed, posts, users
+from newsfeed import errors
+from newsfeed.settings import Settings
+
+ME = SimpleNamespace(
+    id=1111111111111111111,
+    handle="alice",
+    display_name="Alice",
+    follower_count=0,
+    following_count=0,
+    created_at=datetime(2025, 1, 1, tzinfo=UTC),
+)
+
+
+class StubVerifier(TokenVerifier):
+    """Accepts `Bearer ok:<sub>`: these tests are about errors, not cryptography."""
+
+    def __init__(self) -> None:
+        super().__init__(issuer="i", audience="a", public_key_file="/unused")
+
+    def verify(self, token: str) -> Caller:
+        if not token.startswith("ok:"):
+            raise unauthorized("token signature is invalid")
+        return Caller(subject=token[3:], claims={})
+
+
+class Raising:
+    """A service whose every method raises `exc` (or returns `value`)."""
+
+    def __init__(self, exc: Exception | None = None, value: Any = None) -> None:
+        self.exc, self.value = exc, value
+
+    def __getattr__(self, name: str) -> Any:
+        def method(*args: Any, **kwargs: Any) -> Any:
+            if self.exc is not None:
+                raise self.exc
+            return self.value
+
+        return method
+
+
+class UsersWithProfile(Raising):
+    def get_by_subject(self, subject: str) -> Any:
+        if subject == "alice":
+            return ME
+        raise errors.NotFound("no profile")
+
+
+def make_client(users_svc: Any = None, posts_svc: Any = None, feed_svc: Any = None) -> TestClient:
+    services = Services(
+        users=users_svc or UsersWithProfile(),
+        posts=posts_svc or Raising(),
+        feed=feed_svc or Raising(),
+        fanout=Raising(),
+    )
+    app = create_app(
+        Settings(),
+        services,
+        [users.router, posts.router, feed.router],
+        verifier=StubVerifier(),
+    )
+    return TestClient(
+        app, raise_server_exceptions=False, headers={"Authorization": "Bearer ok:alice"}
+    )
+
+
+def assert_error(resp: Any, status: int, code: str, fragment: str = "") -> None:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert fragment in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (errors.InvalidInput("text is longer than 500 characters"), 400, "invalid_input"),
+        (errors.NotFound("post 1 not found"), 404, "not_found"),
+        (errors.Forbidden("only the author can delete a post"), 403, "forbidden"),
+        (errors.Conflict("handle taken"), 409, "conflict"),
+    ],
+)
+def test_domain_errors_map_to_status_and_message(exc: Exception, status: int, code: str) -> None:
+    client = make_client(posts_svc=Raising(exc))
+    resp = client.delete("/v1/posts/42")
+    assert_error(resp, status, code, str(exc))
+
+
+def test_domain_status_of_plain_exception_is_none() -> None:
+    assert domain_status(ValueError("x")) is None
+
+
+def test_missing_token_is_401_with_challenge() -> None:
+    client = make_client()
+    resp = client.get("/v1/feed", headers={"Authorization": ""})
+    assert_error(resp, 401, "unauthorized", "missing Authorization")
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_bad_token_is_401() -> None:
+    resp = make_client().get("/v1/feed", headers={"Authorization": "Bearer forged"})
+    assert_error(resp, 401, "unauthorized", "signature")
+
+
+def test_auth_is_checked_before_query_validation() -> None:
+    resp = make_client().get("/v1/feed?limit=0", headers={"Authorization": "Bearer forged"})
+    assert resp.status_code == 401
+
+
+def test_no_profile_yet_is_404_with_hint() -> None:
+    resp = make_client().get("/v1/feed", headers={"Authorization": "Bearer ok:bob"})
+    assert_error(resp, 404, "profile_required", "POST /v1/users")
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten"])
+def test_limit_out_of_range_is_422(limit: str) -> None:
+    resp = make_client().get(f"/v1/feed?limit={limit}")
+    assert_error(resp, 422, "validation_error", "limit")
+
+
+@pytest.mark.parametrize("post_id", ["abc", "0", "-1", str(2**63), "1e5"])
+def test_bad_id_is_422(post_id: str) -> None:
+    resp = make_client().get(f"/v1/posts/{post_id}")
+    assert_error(resp, 422, "validation_error", "post_id")
+
+
+def test_ids_are_documented_as_strings() -> None:
+    spec = make_client().get("/openapi.json").json()
+    (param,) = spec["paths"]["/v1/posts/{post_id}"]["get"]["parameters"]
+    assert param["schema"]["type"] == "string"
+    assert spec["components"]["schemas"]["UserOut"]["properties"]["id"]["type"] == "string"
+
+
+def test_body_validation_names_the_field() -> None:
+    resp = make_client().post("/v1/posts", json={"text": "x" * 20_000})
+    assert_error(resp, 422, "validation_error", "text")
+
+
+def test_unknown_field_is_rejected() -> None:
+    resp = make_client().post("/v1/users", json={"handle": "a", "user_id": "1"})
+    assert_error(resp, 422, "validation_error", "user_id")
+
+
+def test_malformed_json_is_422() -> None:
+    resp = make_client().post(
+        "/v1/posts", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_error(resp, 422, "validation_error")
+
+
+def test_unknown_route_and_method() -> None:
+    client = make_client()
+    assert_error(client.get("/v1/nope"), 404, "not_found")
+    assert_error(client.patch("/v1/feed"), 405, "method_not_allowed")
+
+
+def test_unexpected_exception_is_500_without_details() -> None:
+    client = make_client(feed_svc=Raising(RuntimeError("password=hunter2")))
+    resp = client.get("/v1/feed")
+    assert_error(resp, 500, "internal", "internal error")
+    assert "hunter2" not in resp.text
+
+
+def test_openapi_documents_errors_and_bearer_scheme() -> None:
+    spec = make_client().get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    feed_get = spec["paths"]["/v1/feed"]["get"]
+    assert {"401", "404", "422"} <= set(feed_get["responses"])
+    schema = feed_get["responses"]["404"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/ErrorBody")
+    assert feed_get["security"] == [{"bearerAuth": []}]
