@@ -402,9 +402,10 @@ class Postgres(Service):
         ensure_system_packages(need_pg=True, need_redis=False)
 
     def _as_owner(self, cmd: list[str]) -> list[str]:
-        # initdb and postgres refuse to run as root: run them as the `postgres` system user.
+        # initdb and postgres refuse to run as root: run them as the `postgres` system user,
+        # from / (it may not be allowed into the current directory).
         if os.geteuid() == 0:
-            return ["runuser", "-u", "postgres", "--", *cmd]
+            return ["runuser", "-u", "postgres", "--", "env", "-C", "/", *cmd]
         return cmd
 
     def start(self) -> None:

@@ -27,6 +27,14 @@ def make_test_settings() -> Settings:
     return Settings.from_env({**os.environ, **overrides})
 
 
+if Settings.from_env(os.environ).aws_endpoint_url:
+    # The emulator takes any credentials, but AWS clients refuse to sign without some
+    # (devstack.py sets the same defaults for `make test`; this covers a bare `pytest`).
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return make_test_settings()

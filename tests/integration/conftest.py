@@ -25,7 +25,7 @@ from newsfeed.stores.redis_store import make_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("follows", "blocks", "mutes", "users")
-COLLECTIONS = ("posts", "likes", "engagement_events")
+COLLECTIONS = ("posts", "likes", "engagement_events", "post_requests")
 
 
 def _load_init_db() -> ModuleType:

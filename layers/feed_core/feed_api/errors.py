@@ -26,6 +26,7 @@ DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (domain.NotFound, 404, "not_found"),
     (domain.Forbidden, 403, "forbidden"),
     (domain.Conflict, 409, "conflict"),
+    (domain.Unavailable, 503, "unavailable"),
     # Any other error a caller can act on (a subclass added later) is still the caller's: 400.
     (domain.DomainError, 400, "invalid_input"),
 )
@@ -164,8 +165,9 @@ _DESCRIPTIONS = {
     401: "Missing, expired or invalid bearer token.",
     403: "Not allowed (not the author, blocked, ...).",
     404: "Unknown id, or the caller has no profile yet.",
-    409: "Conflict (handle taken, profile exists).",
+    409: "Conflict (handle taken, profile exists, idempotency key reused for another post).",
     422: "The request does not match the schema (types, ranges).",
+    503: "A store or the queue failed part-way; safe to retry (with the same Idempotency-Key).",
 }
 
 

@@ -27,3 +27,10 @@ class Forbidden(DomainError):
 
 class Conflict(DomainError):
     code = "conflict"
+
+
+class Unavailable(DomainError):
+    """A store or the queue failed mid-way; the request is safe to retry (with the same
+    idempotency key, for creates)."""
+
+    code = "unavailable"

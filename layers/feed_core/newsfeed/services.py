@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from redis.exceptions import RedisError
 
 from .cursor import CursorCodec
-from .errors import Forbidden, InvalidInput, NotFound
+from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from .fanout import chunk_jobs, head_job, plan_chunks, validate_job
 from .feed_merge import Stream, merge_newest_first, select_visible, stream_from_fetch
 from .ids import IdGenerator, id_to_datetime
@@ -42,6 +42,7 @@ FETCH_SLACK = 10
 # cursor that resumes exactly where the merge stopped.
 MAX_FEED_ROUNDS = 8
 ID_COLLISION_RETRIES = 3
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 Clock = Callable[[], datetime]
 
@@ -291,24 +292,30 @@ class PostService:
         self._clock = clock
         self._events = _Events(posts)
 
-    def create(self, author_id: int, text: str, media: Sequence[Any] | None = None) -> Post:
+    def create(
+        self,
+        author_id: int,
+        text: str,
+        media: Sequence[Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Post:
+        """Store the post, then queue its fan-out.
+
+        With an `idempotency_key`, a retry of the same request returns the same post and redoes
+        only the steps that may not have happened (all of them idempotent), so a client that
+        lost the response, or got a 503, can retry without creating a duplicate.
+        """
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("text must not be empty")
         if len(text) > MAX_TEXT_LENGTH:
             raise InvalidInput(f"text is longer than {MAX_TEXT_LENGTH} characters")
         items = _validate_media(media)
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidInput("Idempotency-Key must be 1-100 characters of [A-Za-z0-9_.:-]")
         mode = self._graph.fanout_mode(author_id)
         if mode is None:
             raise NotFound(f"user {author_id} not found")
-        for attempt in range(ID_COLLISION_RETRIES):
-            post_id = self._ids.next_id()
-            post = Post(post_id, author_id, text, items, id_to_datetime(post_id))
-            try:
-                self._posts.insert_post(post)  # the source of truth first
-                break
-            except DuplicateKeyError:
-                if attempt == ID_COLLISION_RETRIES - 1:
-                    raise
+        post = self._store_new_post(author_id, text, items, idempotency_key)
         redis_failed = False
         try:
             self._timelines.add_author_post(author_id, post.id)
@@ -319,9 +326,44 @@ class PostService:
             log.warning("redis failed after inserting post %s", post.id, exc_info=True)
             redis_failed = True
         if mode != "pull" or redis_failed:
-            self._queue.send([head_job("fanout", author_id=author_id, post_id=post.id)])
+            try:
+                self._queue.send([head_job("fanout", author_id=author_id, post_id=post.id)])
+            except Exception as exc:
+                log.error("fan-out job for post %s not queued", post.id, exc_info=True)
+                raise Unavailable(
+                    f"post {post.id} was saved but its delivery to followers could not be "
+                    "queued; retry with the same Idempotency-Key"
+                ) from exc
         self._events.record("post", author_id, post_id=post.id, author_id=author_id)
         return post
+
+    def _store_new_post(
+        self, author_id: int, text: str, items: tuple[Media, ...], idempotency_key: str | None
+    ) -> Post:
+        """Insert into MongoDB (the source of truth); with a key, at most once per key."""
+        for attempt in range(ID_COLLISION_RETRIES):
+            post_id = self._ids.next_id()
+            if idempotency_key is not None:
+                post_id = self._posts.claim_post_request(author_id, idempotency_key, post_id)
+                existing = self._posts.get_post(post_id)
+                if existing is not None:
+                    if existing.text != text or existing.media != items:
+                        raise Conflict("Idempotency-Key was already used for a different post")
+                    return existing
+            post = Post(post_id, author_id, text, items, id_to_datetime(post_id))
+            try:
+                self._posts.insert_post(post)
+                return post
+            except DuplicateKeyError:
+                if idempotency_key is not None:
+                    # A concurrent retry of the same request inserted it first.
+                    existing = self._posts.get_post(post_id)
+                    if existing is not None and existing.author_id == author_id:
+                        return existing
+                    raise
+                if attempt == ID_COLLISION_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _load(self, post_id: int) -> Post | None:
         try:

@@ -132,3 +132,27 @@ def test_unknown_author_posts(posts_api: LambdaApi, make_user: MakeUser) -> None
     assert resp.status in (200, 404), resp.text
     if resp.status == 200:
         assert resp.json()["items"] == []
+
+
+def test_idempotency_key_makes_retries_safe(posts_api: LambdaApi, make_user: MakeUser) -> None:
+    alice = make_user()
+    key = {"Idempotency-Key": f"retry-{new_subject()[-8:]}"}
+
+    def send(text: str) -> Any:
+        return posts_api.call(
+            "POST", "/v1/posts", sub=alice["sub"], body={"text": text}, headers=key
+        )
+
+    first, again = send("only once"), send("only once")
+    assert first.status == 201 and again.status == 201, again.text
+    assert again.json()["id"] == first.json()["id"]
+    clash = send("something else")
+    assert clash.status == 409 and "Idempotency-Key" in clash.error["message"]
+    bad = posts_api.call(
+        "POST",
+        "/v1/posts",
+        sub=alice["sub"],
+        body={"text": "x"},
+        headers={"Idempotency-Key": "no spaces allowed"},
+    )
+    assert bad.status == 400 and "Idempotency-Key" in bad.error["message"]

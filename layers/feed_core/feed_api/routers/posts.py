@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response, status
 
 from feed_api.deps import CallerDep, CurrentUser, Cursor, Limit, PostId, ServicesDep, UserId
 from feed_api.errors import error_responses
@@ -19,13 +21,23 @@ NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Respo
     response_model=PostOut,
     summary="Publish a post",
     description="Stored, then delivered to followers' home timelines asynchronously.",
-    responses=error_responses(400, 404),
+    responses=error_responses(400, 404, 409, 503),
 )
 def create_post(
-    body: CreatePost, me: CurrentUser, services: ServicesDep, response: Response
+    body: CreatePost,
+    me: CurrentUser,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Makes retries safe: the same key returns the post the first request "
+            "created instead of creating another. 1-100 characters of [A-Za-z0-9_.:-].",
+        ),
+    ] = None,
 ) -> PostOut:
     media = [m.model_dump() for m in body.media]
-    post = services.posts.create(me.id, body.text, media)
+    post = services.posts.create(me.id, body.text, media, idempotency_key=idempotency_key)
     response.headers["Location"] = f"/v1/posts/{post.id}"
     return PostOut.from_domain(post)
 

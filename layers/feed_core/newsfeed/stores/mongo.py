@@ -77,6 +77,21 @@ class MongoPostStore:
         self._likes = db.likes
         self._events = db.engagement_events
 
+    def claim_post_request(self, author_id: int, key: str, post_id: int) -> int:
+        # The unique _id makes the claim atomic. No TTL index: FerretDB 1.x does not implement
+        # expireAfterSeconds (DocumentDB does); the records are a few dozen bytes each.
+        request_id = f"{author_id}:{key}"
+        try:
+            self._db.post_requests.insert_one(
+                {"_id": request_id, "post_id": post_id, "at": datetime.now(UTC)}
+            )
+            return post_id
+        except DuplicateKeyError:
+            doc = self._db.post_requests.find_one({"_id": request_id})
+            if doc is None:  # claimed and removed in between: claim again
+                return self.claim_post_request(author_id, key, post_id)
+            return int(doc["post_id"])
+
     def insert_post(self, post: Post) -> None:
         """Raises pymongo DuplicateKeyError on an id collision (the caller retries)."""
         self._posts.insert_one(

@@ -1,0 +1,68 @@
+"""Creating a post with an Idempotency-Key: retries return the first post, never a second one."""
+
+from __future__ import annotations
+
+import pytest
+from feed_env import FeedEnv
+
+from newsfeed.errors import Conflict, InvalidInput, Unavailable
+
+pytestmark = pytest.mark.integration
+
+
+def author_post_ids(env: FeedEnv, author: int) -> list[int]:
+    return [p.id for p in env.services.posts.author_posts(author, None, 100).items]
+
+
+def test_same_key_returns_the_same_post(env: FeedEnv) -> None:
+    author, fan = env.user(), env.user()
+    env.services.users.follow(fan, author)
+    env.feed(fan)
+    first = env.services.posts.create(author, "hello", idempotency_key="req-1")
+    again = env.services.posts.create(author, "hello", idempotency_key="req-1")
+    assert again.id == first.id
+    assert author_post_ids(env, author) == [first.id]
+    assert env.feed(fan) == [first.id]
+    # Another key, or no key, is another post.
+    other = env.services.posts.create(author, "hello", idempotency_key="req-2")
+    assert other.id != first.id
+    assert len(author_post_ids(env, author)) == 2
+
+
+def test_keys_are_per_author(env: FeedEnv) -> None:
+    a, b = env.user(), env.user()
+    pa = env.services.posts.create(a, "same words", idempotency_key="k")
+    pb = env.services.posts.create(b, "same words", idempotency_key="k")
+    assert pa.id != pb.id and pa.author_id == a and pb.author_id == b
+
+
+def test_reusing_a_key_for_another_post_is_a_conflict(env: FeedEnv) -> None:
+    author = env.user()
+    env.services.posts.create(author, "first", idempotency_key="k1")
+    with pytest.raises(Conflict, match="different post"):
+        env.services.posts.create(author, "second", idempotency_key="k1")
+    with pytest.raises(InvalidInput, match="Idempotency-Key"):
+        env.services.posts.create(author, "bad key", idempotency_key="has spaces")
+
+
+def test_queue_failure_is_503_and_a_retry_completes_delivery(env: FeedEnv, monkeypatch) -> None:
+    author, fan = env.user(), env.user()
+    env.services.users.follow(fan, author)
+    env.feed(fan)
+    deliver = env.queue.send
+
+    def queue_down(jobs):
+        raise ConnectionError("SQS unreachable")
+
+    monkeypatch.setattr(env.queue, "send", queue_down)
+    with pytest.raises(Unavailable, match="retry with the same Idempotency-Key"):
+        env.services.posts.create(author, "important", idempotency_key="r1")
+    saved = author_post_ids(env, author)
+    assert len(saved) == 1, "the post is kept in MongoDB, not lost"
+    assert saved[0] not in env.timeline(fan), "not delivered while the queue is down"
+
+    monkeypatch.setattr(env.queue, "send", deliver)
+    retried = env.services.posts.create(author, "important", idempotency_key="r1")
+    assert retried.id == saved[0]
+    assert author_post_ids(env, author) == [retried.id]
+    assert env.timeline(fan) == [retried.id]
