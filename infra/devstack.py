@@ -41,6 +41,11 @@ from newsfeed.settings import Settings  # noqa: E402  (path set just above)
 
 FERRETDB_VERSION = "v1.24.2"
 MINISTACK_VERSION = "1.5.33"
+MINISTACK_REQUIREMENTS = (
+    f"ministack=={MINISTACK_VERSION}",
+    "aws-sam-translator==1.115.0",
+    "cryptography==50.0.2",
+)
 PYTHON = sys.executable
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 TOOLS_DIR = Path(os.environ.get("FEED_TOOLS_DIR", Path.home() / ".cache" / "feedplatform"))
@@ -265,23 +270,24 @@ def ensure_ferretdb() -> Path:
 
 
 def ensure_ministack() -> Path:
-    """The AWS emulator in a venv of its own: it pins botocore, the project must not follow."""
+    """The AWS emulator in a venv of its own: it pins botocore, the project must not follow.
+
+    Two of its optional dependencies are needed: `aws-sam-translator` to deploy SAM templates
+    (the Serverless transform) and `cryptography` to verify RS256 tokens in the HTTP API's JWT
+    authorizer (without it every token is refused). The stamp re-runs pip when this list
+    changes, also in an existing venv.
+    """
     venv = TOOLS_DIR / f"ministack-{MINISTACK_VERSION}"
     exe = venv / "bin" / "ministack"
-    if exe.exists():
+    stamp = venv / ".feed-requirements"
+    wanted = "\n".join(MINISTACK_REQUIREMENTS)
+    if exe.exists() and stamp.exists() and stamp.read_text() == wanted:
         return exe
     log(f"installing ministack {MINISTACK_VERSION} into {venv}")
-    run([PYTHON, "-m", "venv", str(venv)])
-    run(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            f"ministack=={MINISTACK_VERSION}",
-        ]
-    )
+    if not (venv / "bin" / "python").exists():
+        run([PYTHON, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *MINISTACK_REQUIREMENTS])
+    stamp.write_text(wanted)
     return exe
 
 

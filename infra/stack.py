@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""Build the SAM template and deploy it to the local AWS emulator (ministack).
+
+    .venv/bin/python infra/stack.py deploy [--stage local]   build if sources changed, deploy
+    .venv/bin/python infra/stack.py validate                  sam validate --lint
+    .venv/bin/python infra/stack.py url [--stage local]       the deployed API's local URL
+    .venv/bin/python infra/stack.py delete [--stage local]
+
+What a deploy to the emulator does, in order:
+1. `sam build` into the state folder, only when template.yaml, the layer or a function changed
+   (a hash of the sources is stamped beside the build), so a warm `make up` skips it.
+2. Writes the configuration the template reads the way AWS would hold it: store endpoints as SSM
+   parameters `/feed/<stage>/...`, passwords and the cursor secret as the Secrets Manager secret
+   `feed/<stage>/stores`.
+3. Publishes the local token key as a JWKS document in an emulator S3 bucket: the stack's JWT
+   issuer is that bucket's URL, so the HTTP API's JWT authorizer finds the keys at
+   `{issuer}/.well-known/jwks.json` like it would at a real identity provider.
+4. `sam deploy`, skipped when the stack already carries the same build and parameters (tag).
+
+The AWS SAM CLI lives in its own virtualenv under ~/.cache/feedplatform (its pins would fight the
+project's). Stacks are named `feed-<stage>`; `make up` deploys `local` over the development
+databases, the end-to-end tests deploy `e2e` over databases of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
+sys.path.insert(0, str(ROOT / "infra"))
+
+from newsfeed.settings import Settings  # noqa: E402
+
+SAM_VERSION = "1.170.0"
+TOOLS_DIR = Path(os.environ.get("FEED_TOOLS_DIR", Path.home() / ".cache" / "feedplatform"))
+ARTIFACTS_BUCKET = "feed-sam-artifacts"
+AUTH_BUCKET = "feed-local-auth"
+BUILD_SOURCES = ("template.yaml", "layers/feed_core", "functions")
+SKIP_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+def log(msg: str) -> None:
+    print(f"[stack] {msg}", flush=True)
+
+
+def ensure_sam() -> Path:
+    """`sam` from PyPI in a venv of its own, installed once per machine (about 45 s)."""
+    venv = TOOLS_DIR / f"aws-sam-cli-{SAM_VERSION}"
+    exe = venv / "bin" / "sam"
+    done = venv / ".feed-installed"
+    if done.exists():
+        return exe
+    log(f"installing AWS SAM CLI {SAM_VERSION} into {venv} (first time only, about a minute)")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"aws-sam-cli=={SAM_VERSION}"],
+        check=True,
+    )
+    done.touch()  # last: an interrupted install is redone, not half used
+    return exe
+
+
+def sam_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "SAM_CLI_TELEMETRY": "0",
+        "SAM_CLI_POLL_DELAY": "0.5",
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+    }
+
+
+def sources_digest() -> str:
+    h = hashlib.sha256()
+    for top in BUILD_SOURCES:
+        base = ROOT / top
+        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for p in paths:
+            if SKIP_PARTS.intersection(p.parts) or p.suffix == ".pyc":
+                continue
+            h.update(str(p.relative_to(ROOT)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("FEED_STATE_DIR", ROOT / ".state")).resolve()
+
+
+def build(sam: Path | None = None) -> tuple[Path, str]:
+    """`sam build` unless the sources are unchanged since the last one; returns (dir, digest)."""
+    sam = sam or ensure_sam()
+    base = state_dir() / "sam"
+    build_dir = base / "build"
+    stamp = base / "build.digest"
+    digest = sources_digest()
+    if stamp.exists() and stamp.read_text() == digest and (build_dir / "template.yaml").exists():
+        return build_dir, digest
+    log("sam build (the layer's dependencies come from PyPI; cached between builds)")
+    t0 = time.monotonic()
+    stamp.unlink(missing_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            str(sam),
+            "build",
+            "--template-file",
+            str(ROOT / "template.yaml"),
+            "--build-dir",
+            str(build_dir),
+            "--cache-dir",
+            str(base / "cache"),
+            "--cached",
+        ],
+        check=True,
+        cwd=base,  # sam keeps its dependency cache (.aws-sam/deps) under the working folder
+        env=sam_env(),
+        stdout=subprocess.DEVNULL,
+    )
+    stamp.write_text(digest)
+    log(f"built in {time.monotonic() - t0:.1f} s")
+    return build_dir, digest
+
+
+def validate(sam: Path | None = None) -> None:
+    sam = sam or ensure_sam()
+    subprocess.run(
+        [str(sam), "validate", "--lint", "--template-file", str(ROOT / "template.yaml")],
+        check=True,
+        cwd=ROOT,
+        env=sam_env(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The emulator side
+
+
+def aws(settings: Settings, service: str):
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+    )
+
+
+def issuer_url(settings: Settings) -> str:
+    """The local stacks' token issuer: an emulator S3 bucket that serves the JWKS."""
+    return f"{settings.aws_endpoint_url}/{AUTH_BUCKET}"
+
+
+def publish_jwks(settings: Settings) -> str:
+    from mint_token import ensure_keypair, jwks_document
+
+    s3 = aws(settings, "s3")
+    s3.create_bucket(Bucket=AUTH_BUCKET)
+    pair = ensure_keypair()
+    s3.put_object(
+        Bucket=AUTH_BUCKET,
+        Key=".well-known/jwks.json",
+        Body=json.dumps(jwks_document(pair.public_pem.read_bytes())).encode(),
+        ContentType="application/json",
+    )
+    return f"{issuer_url(settings)}/.well-known/jwks.json"
+
+
+def store_config(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """(SSM parameters under /feed/<stage>/, secret fields) for these store settings."""
+    params = {
+        "postgres/host": settings.postgres_host,
+        "postgres/port": str(settings.postgres_port),
+        "postgres/db": settings.postgres_db,
+        "postgres/user": settings.postgres_user,
+        "redis/host": settings.redis_host,
+        "redis/port": str(settings.redis_port),
+        "redis/db": str(settings.redis_db),
+        "mongodb/db": settings.mongodb_db,
+    }
+    secret = {
+        "postgres_password": settings.postgres_password,
+        "mongodb_url": settings.mongodb_url,
+        "cursor_secret": settings.cursor_secret,
+    }
+    return params, secret
+
+
+def publish_config(settings: Settings, stage: str) -> dict[str, str]:
+    """Write the SSM parameters and the secret; returns the template parameters naming them."""
+    params, secret = store_config(settings)
+    ssm = aws(settings, "ssm")
+    for name, value in params.items():
+        ssm.put_parameter(Name=f"/feed/{stage}/{name}", Value=value, Type="String", Overwrite=True)
+    sm = aws(settings, "secretsmanager")
+    secret_name = f"feed/{stage}/stores"
+    body = json.dumps(secret)
+    try:
+        sm.put_secret_value(SecretId=secret_name, SecretString=body)
+    except sm.exceptions.ResourceNotFoundException:
+        sm.create_secret(Name=secret_name, SecretString=body)
+    names = {
+        "PostgresHost": "postgres/host",
+        "PostgresPort": "postgres/port",
+        "PostgresDb": "postgres/db",
+        "PostgresUser": "postgres/user",
+        "RedisHost": "redis/host",
+        "RedisPort": "redis/port",
+        "RedisDb": "redis/db",
+        "MongodbDb": "mongodb/db",
+    }
+    return {
+        **{k: f"/feed/{stage}/{v}" for k, v in names.items()},
+        "StoreSecretName": secret_name,
+    }
+
+
+@dataclass
+class Deployed:
+    stage: str
+    stack_name: str
+    api_id: str
+    api_url: str
+    queue_url: str
+    dlq_url: str
+    issuer: str
+    deployed: bool  # False when the stack was already up to date
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2)
+
+
+def stack_name(stage: str) -> str:
+    return f"feed-{stage}"
+
+
+def local_api_url(settings: Settings, api_id: str) -> str:
+    return f"{settings.aws_endpoint_url}/_aws/execute-api/{api_id}/$default"
+
+
+def _stack(cfn, name: str) -> dict | None:
+    try:
+        stacks = cfn.describe_stacks(StackName=name)["Stacks"]
+    except Exception:  # botocore ClientError "does not exist"
+        return None
+    return stacks[0] if stacks else None
+
+
+def deploy(
+    settings: Settings,
+    stage: str = "local",
+    overrides: dict[str, str] | None = None,
+    sam: Path | None = None,
+) -> Deployed:
+    """Build if needed and deploy `feed-<stage>` to the emulator; idempotent and quick when
+    nothing changed."""
+    if not settings.aws_endpoint_url:
+        raise SystemExit("[stack] AWS_ENDPOINT_URL is empty: deploy to AWS with `sam deploy`")
+    t0 = time.monotonic()
+    sam = sam or ensure_sam()
+    build_dir, digest = build(sam)
+    jwks_url = publish_jwks(settings)
+    parameters = {
+        "Stage": stage,
+        "JwtIssuer": issuer_url(settings),
+        "JwtAudience": settings.jwt_audience,
+        "JwtJwksUrl": jwks_url,
+        "AwsEndpointUrl": settings.aws_endpoint_url,
+        "CelebrityThreshold": str(settings.celebrity_threshold),
+        "ActiveDays": str(settings.active_days),
+        "TimelineMaxLen": str(settings.timeline_max_len),
+        **publish_config(settings, stage),
+        **(overrides or {}),
+    }
+    tag = hashlib.sha256((digest + json.dumps(parameters, sort_keys=True)).encode()).hexdigest()[
+        :16
+    ]
+    cfn = aws(settings, "cloudformation")
+    name = stack_name(stage)
+    current = _stack(cfn, name)
+    tags = {t["Key"]: t["Value"] for t in (current or {}).get("Tags", [])}
+    fresh = not (
+        current
+        and current.get("StackStatus", "").endswith("_COMPLETE")
+        and "ROLLBACK" not in current.get("StackStatus", "")
+        and tags.get("feed-deploy") == tag
+    )
+    if fresh:
+        log(f"sam deploy {name}")
+        s3 = aws(settings, "s3")
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+        env = {**sam_env(), "AWS_ENDPOINT_URL": settings.aws_endpoint_url}
+        env["AWS_DEFAULT_REGION"] = settings.aws_region
+        out = subprocess.run(
+            [
+                str(sam),
+                "deploy",
+                "--template-file",
+                str(build_dir / "template.yaml"),
+                "--stack-name",
+                name,
+                "--s3-bucket",
+                ARTIFACTS_BUCKET,
+                "--s3-prefix",
+                name,
+                "--region",
+                settings.aws_region,
+                "--capabilities",
+                "CAPABILITY_IAM",
+                "--no-confirm-changeset",
+                "--no-fail-on-empty-changeset",
+                "--no-progressbar",
+                "--parameter-overrides",
+                *(f"{k}={v}" for k, v in parameters.items()),
+                "--tags",
+                f"feed-deploy={tag}",
+            ],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            print(out.stdout + out.stderr, file=sys.stderr)
+            raise SystemExit(f"[stack] sam deploy {name} failed")
+        current = _stack(cfn, name)
+    assert current is not None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in current.get("Outputs", [])}
+    result = Deployed(
+        stage=stage,
+        stack_name=name,
+        api_id=outputs["ApiId"],
+        api_url=local_api_url(settings, outputs["ApiId"]),
+        queue_url=outputs["FanoutQueueUrl"],
+        dlq_url=outputs["FanoutDeadLetterQueueUrl"],
+        issuer=parameters["JwtIssuer"],
+        deployed=fresh,
+        seconds=round(time.monotonic() - t0, 1),
+        outputs=outputs,
+    )
+    (state_dir() / f"stack-{stage}.json").write_text(result.to_json())
+    return result
+
+
+def delete(settings: Settings, stage: str) -> None:
+    cfn = aws(settings, "cloudformation")
+    name = stack_name(stage)
+    if _stack(cfn, name) is None:
+        return
+    cfn.delete_stack(StackName=name)
+    for _ in range(100):
+        if _stack(cfn, name) is None:
+            break
+        time.sleep(0.1)
+    (state_dir() / f"stack-{stage}.json").unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["deploy", "validate", "build", "url", "delete"])
+    parser.add_argument("--stage", default="local")
+    parser.add_argument("--json", action="store_true", help="print the deployment as JSON")
+    args = parser.parse_args(argv)
+    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        os.environ.setdefault(name, value)
+    settings = Settings.from_env(os.environ)
+    if args.command == "validate":
+        validate()
+    elif args.command == "build":
+        build()
+    elif args.command == "delete":
+        delete(settings, args.stage)
+    elif args.command == "url":
+        print(json.loads((state_dir() / f"stack-{args.stage}.json").read_text())["api_url"])
+    else:
+        result = deploy(settings, args.stage)
+        if args.json:
+            print(result.to_json())
+        else:
+            what = "deployed" if result.deployed else "up to date"
+            log(f"{result.stack_name} {what} in {result.seconds} s: {result.api_url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
