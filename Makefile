@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV_PY := .venv/bin/python
 
-.PHONY: up down status test lint clean
+.PHONY: up down status test lint clean invoke
 
 up:        ## install what is missing, start PostgreSQL, Redis, FerretDB and the AWS emulator
 	$(PYTHON) infra/devstack.py up
@@ -15,6 +15,10 @@ status:    ## show which services run and where
 
 test:      ## start what the tests need, run the whole suite, stop what it started
 	$(PYTHON) infra/devstack.py test $(PYTEST_ARGS)
+
+invoke:    ## run one function's handler locally: make invoke FN=feed EVENT=events/feed-home-feed.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }
+	$(VENV_PY) infra/invoke.py $(FN) $(EVENT)
 
 lint:      ## ruff over the whole tree
 	$(VENV_PY) -m ruff check .

@@ -18,6 +18,7 @@ from feed_env import FeedEnv
 
 from newsfeed.services import build_services
 from newsfeed.settings import Settings
+from newsfeed.stores.engagement_mongo import MongoEngagementStore
 from newsfeed.stores.inline_queue import InlineFanoutQueue, RecordingFanoutQueue
 from newsfeed.stores.mongo import MongoPostStore, ensure_indexes, make_database
 from newsfeed.stores.postgres import PostgresGraphStore, make_pool
@@ -25,7 +26,14 @@ from newsfeed.stores.redis_store import make_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("follows", "blocks", "mutes", "users")
-COLLECTIONS = ("posts", "likes", "engagement_events", "post_requests")
+COLLECTIONS = (
+    "posts",
+    "likes",
+    "engagement_events",
+    "post_requests",
+    "engagement_stats",
+    "job_state",
+)
 
 
 def _load_init_db() -> ModuleType:
@@ -89,6 +97,7 @@ def make_env(
             posts=posts,
             redis_client=redis_override or redis_client,
             queue=queue,
+            engagement=MongoEngagementStore(mongo_db),
         )
         if not recording:
             queue.bind(services.fanout.handle)

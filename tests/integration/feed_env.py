@@ -87,6 +87,6 @@ class FeedEnv:
         """Empty every store (for property tests that run many examples in one test)."""
         with self.pool.connection() as conn:
             conn.execute("TRUNCATE follows, blocks, mutes, users CASCADE")
-        for name in ("posts", "likes", "engagement_events"):
+        for name in ("posts", "likes", "engagement_events", "engagement_stats", "job_state"):
             self.db[name].delete_many({})
         self.redis.flushdb()

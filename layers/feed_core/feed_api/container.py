@@ -16,17 +16,25 @@ from typing import TYPE_CHECKING, Any
 from newsfeed.settings import Settings
 
 if TYPE_CHECKING:
+    from newsfeed.analytics import EngagementRollup, StatsService
+    from newsfeed.cleanup import TimelineCleanup
+    from newsfeed.prewarm import Prewarmer
     from newsfeed.services import FanoutService, FeedService, PostService, UserService
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What the HTTP layer and the fan-out worker call."""
+    """What the HTTP layer, the fan-out worker and the scheduled jobs call."""
 
     users: UserService
     posts: PostService
     feed: FeedService
     fanout: FanoutService
+    # Optional so that tests and tools can wire only what they call.
+    stats: StatsService | None = None
+    prewarm: Prewarmer | None = None
+    cleanup: TimelineCleanup | None = None
+    rollup: EngagementRollup | None = None
 
 
 ServicesProvider = Callable[[], Services]
@@ -46,7 +54,16 @@ def build_services(settings: Settings, **adapters: Any) -> Services:
     from newsfeed.services import build_services as build_domain_services
 
     domain = build_domain_services(settings, **adapters)
-    return Services(users=domain.users, posts=domain.posts, feed=domain.feed, fanout=domain.fanout)
+    return Services(
+        users=domain.users,
+        posts=domain.posts,
+        feed=domain.feed,
+        fanout=domain.fanout,
+        stats=domain.stats,
+        prewarm=domain.prewarm,
+        cleanup=domain.cleanup,
+        rollup=domain.rollup,
+    )
 
 
 def get_services(settings: Settings) -> Services:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -70,3 +70,7 @@ Cursor = Annotated[
         description="Opaque `next_cursor` from the previous page; omit for the first page.",
     ),
 ]
+Grain = Annotated[
+    Literal["hour", "day"], Query(description="Bucket size of the stats: `hour` or `day`.")
+]
+StatsDays = Annotated[int, Query(ge=1, le=90, description="Window: the last N days (1 to 90).")]

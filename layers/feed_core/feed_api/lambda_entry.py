@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
@@ -75,5 +75,33 @@ def http_handler(app: FastAPI, service: str) -> LambdaHandler:
         # API Gateway counts 4xx/5xx too; this one is per function and costs no extra call.
         obs.metrics.add_metric(name=f"Responses{status // 100}xx", unit=MetricUnit.Count, value=1)
         return response
+
+    return handler
+
+
+class JobReport(Protocol):
+    def to_dict(self) -> dict[str, int | float]: ...
+
+
+def scheduled_handler(service: str, run: Callable[[dict[str, Any]], JobReport]) -> LambdaHandler:
+    """The Lambda handler for a scheduled job (EventBridge schedule, or `make invoke`).
+
+    `run` gets the event (a standard "Scheduled Event", or the schedule's custom Input) and
+    returns a report; the report is logged, published as metrics (counts, and `seconds` as the
+    job's duration) and returned as the function's result.
+    """
+    obs = observability(service)
+
+    @obs.logger.inject_lambda_context(clear_state=True)
+    @obs.tracer.capture_lambda_handler(capture_response=False)
+    @obs.metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        report = run(event if isinstance(event, dict) else {}).to_dict()
+        for name, value in report.items():
+            unit = MetricUnit.Seconds if name == "seconds" else MetricUnit.Count
+            metric = "".join(part.title() for part in name.split("_"))
+            obs.metrics.add_metric(name=metric, unit=unit, value=value)
+        obs.logger.info(f"{service} finished", extra=report)
+        return report
 
     return handler

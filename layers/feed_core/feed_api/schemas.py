@@ -130,3 +130,37 @@ class FeedPageOut(BaseModel):
         description="True when a source failed while rebuilding the timeline: retry later for "
         "a complete page.",
     )
+
+
+class StatsCounts(BaseModel):
+    impressions: int
+    likes: int
+    unlikes: int
+    follows: int = Field(description="Follows received (authors only).")
+    unfollows: int = Field(description="Unfollows received (authors only).")
+    posts: int = Field(description="Posts published (authors only).")
+    engagement_rate: float = Field(description="likes / impressions (0 without impressions).")
+
+
+class StatsBucket(StatsCounts):
+    start: datetime = Field(description="Start of the hour or day (UTC).")
+
+
+class StatsOut(BaseModel):
+    """Engagement rolled up by the analytics job (hourly; late events within the next run)."""
+
+    id: str = Field(description="The post's or the author's id.")
+    grain: Literal["hour", "day"]
+    since: datetime = Field(description="Start of the first bucket of the window (UTC).")
+    totals: StatsCounts = Field(description="Sums over the window.")
+    buckets: list[StatsBucket] = Field(description="Buckets with any engagement, oldest first.")
+
+    @classmethod
+    def from_domain(cls, stats: Any) -> StatsOut:
+        return cls(
+            id=str(stats.entity_id),
+            grain=stats.grain,
+            since=stats.since,
+            totals=StatsCounts(**stats.totals),
+            buckets=[StatsBucket(**row.to_dict()) for row in stats.buckets],
+        )

@@ -40,6 +40,10 @@ class GraphStore(Protocol):
     def follower_ids_in_range(
         self, author_id: int, after_id: int, upto_id: int, *, active_days: int | None
     ) -> list[int]: ...
+    def recently_active_page(
+        self, within_hours: int, after: tuple[datetime, int] | None, limit: int
+    ) -> list[tuple[datetime, int]]: ...
+    def inactive_among(self, user_ids: Sequence[int], active_days: int) -> set[int]: ...
 
 
 class PostStore(Protocol):

@@ -17,6 +17,8 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from redis.exceptions import RedisError
 
+from .analytics import EngagementRollup, EngagementStore, StatsService
+from .cleanup import TimelineCleanup
 from .cursor import CursorCodec
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from .fanout import chunk_jobs, head_job, plan_chunks, validate_job
@@ -24,6 +26,7 @@ from .feed_merge import Stream, merge_newest_first, select_visible, stream_from_
 from .ids import IdGenerator, id_to_datetime
 from .models import MEDIA_KINDS, FeedPage, FollowChange, Media, Page, Post, ReaderGraph, User
 from .ports import FanoutQueue, GraphStore, PostStore
+from .prewarm import Prewarmer
 from .settings import Settings
 from .timelines import READY, ListRead, Timelines
 
@@ -483,6 +486,18 @@ class FeedService:
             _safely("impression events", lambda: self._posts.record_events(events))
         return FeedPage(items, next_cursor, partial)
 
+    def warm(self, reader_id: int, limit: int) -> bool:
+        """Prewarm: rebuild the reader's timeline if it is missing and put the first page's
+        posts in the cache, exactly as a first read would, but without counting as one (no
+        impressions, no activity touch). False for an unknown user."""
+        limit = check_limit(limit)
+        graph = self._graph.reader_graph(reader_id, self._active_days)
+        if graph is None:
+            return False
+        graph, timeline_ok, _ = self._ensure_timeline(graph)
+        self._page_from_redis(graph, None, limit, timeline_ok)
+        return True
+
     # -- timeline (re)build --------------------------------------------------------------------
 
     def _ensure_timeline(self, graph: ReaderGraph) -> tuple[ReaderGraph, bool, bool]:
@@ -718,6 +733,10 @@ class Services:
     feed: FeedService
     fanout: FanoutService
     timelines: Timelines
+    stats: StatsService
+    prewarm: Prewarmer
+    cleanup: TimelineCleanup
+    rollup: EngagementRollup
 
 
 def build_services(
@@ -728,6 +747,7 @@ def build_services(
     redis_client: Any = None,
     queue: FanoutQueue | None = None,
     ids: IdGenerator | None = None,
+    engagement: EngagementStore | None = None,
 ) -> Services:
     """Wire the services. Adapters not given are built from `settings`: PostgreSQL pool, MongoDB
     database, Redis client, and SQS when FANOUT_QUEUE_URL is set, else an inline queue that runs
@@ -736,10 +756,13 @@ def build_services(
         from .stores.postgres import PostgresGraphStore, make_pool
 
         graph = PostgresGraphStore(make_pool(settings))
-    if posts is None:
+    if posts is None or engagement is None:
+        from .stores.engagement_mongo import MongoEngagementStore
         from .stores.mongo import MongoPostStore, make_database
 
-        posts = MongoPostStore(make_database(settings))
+        db = make_database(settings)
+        posts = posts or MongoPostStore(db)
+        engagement = engagement or MongoEngagementStore(db)
     if redis_client is None:
         from .stores.redis_store import make_redis
 
@@ -768,10 +791,28 @@ def build_services(
     fanout = FanoutService(graph, posts, timelines, queue, settings)
     if inline is not None:
         inline.bind(fanout.handle)
+    feed = FeedService(graph, posts, timelines, cursors, settings)
+    post_store = posts
+
+    def post_exists(post_id: int) -> bool:
+        post = post_store.get_post(post_id)
+        return post is not None and not post.is_deleted
+
     return Services(
         users=UserService(graph, timelines, posts, queue, cursors, ids, settings),
         posts=PostService(graph, posts, timelines, queue, cursors, ids),
-        feed=FeedService(graph, posts, timelines, cursors, settings),
+        feed=feed,
         fanout=fanout,
         timelines=timelines,
+        stats=StatsService(engagement, post_exists, graph.user_exists),
+        prewarm=Prewarmer(
+            graph,
+            timelines,
+            feed,
+            active_hours=settings.prewarm_active_hours,
+            max_users=settings.prewarm_max_users,
+            page_size=settings.prewarm_page_size,
+        ),
+        cleanup=TimelineCleanup(graph, timelines, active_days=settings.active_days),
+        rollup=EngagementRollup(engagement),
     )

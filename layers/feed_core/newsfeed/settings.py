@@ -43,6 +43,11 @@ class Settings:
     # Follower ids read per keyset page while a fan-out head job plans its chunks.
     fanout_page_size: int = 10_000
     post_cache_ttl_seconds: int = 86_400
+    # Scheduled jobs. Prewarm: users seen within this many hours, at most this many per run
+    # (most recently active first), each warmed for a first page of this size.
+    prewarm_active_hours: int = 24
+    prewarm_max_users: int = 20_000
+    prewarm_page_size: int = 20
     # Auth.
     jwt_issuer: str = "https://auth.feed.local"
     jwt_audience: str = "feed-api"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -122,6 +122,17 @@ return out
 """
 
 
+# KEYS: list, meta. ARGV: built_before (ms). Drops the timeline unless it was (re)built at or
+# after `built_before`: its owner came back meanwhile and is reading it.
+_DROP_LUA = """
+local built = tonumber(redis.call('HGET', KEYS[2], 'built_at') or '0')
+if built >= tonumber(ARGV[1]) then return 0 end
+return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
+"""
+
+_TIMELINE_META_PATTERN = "tlm:{*}"
+
+
 @dataclass(frozen=True, slots=True)
 class ListRead:
     """One timeline or author list as read: metadata plus ids below the cursor, newest first."""
@@ -150,6 +161,7 @@ class Timelines:
         self._post_ttl = post_ttl_seconds
         self._merge = client.register_script(_MERGE_LUA)
         self._range = client.register_script(_RANGE_LUA)
+        self._drop = client.register_script(_DROP_LUA)
 
     # -- shared list operations ------------------------------------------------------------
 
@@ -227,6 +239,52 @@ class Timelines:
     def timeline_ids(self, user_id: int) -> list[int]:
         """Whole timeline, newest first (tests and tooling)."""
         return [int(m) for m in self._r.zrevrange(timeline_key(user_id), 0, -1)]
+
+    def cold_first_pages(self, user_ids: Sequence[int], page_size: int) -> list[int]:
+        """The users whose timeline is not ready, or whose newest `page_size` posts are not all
+        in the post cache: a first read of theirs would go to the stores (prewarm's test)."""
+        if not user_ids:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        for user_id in user_ids:
+            self._read(pipe, (timeline_key(user_id), timeline_meta_key(user_id)), None, page_size)
+        reads = [_parse_read(raw) for raw in pipe.execute()]
+        cold = [u for u, read in zip(user_ids, reads, strict=True) if not read.ready]
+        warm = [(u, read.ids) for u, read in zip(user_ids, reads, strict=True) if read.ready]
+        pipe = self._r.pipeline(transaction=False)
+        for _, ids in warm:
+            for post_id in ids:
+                pipe.exists(post_cache_key(post_id))
+        hits = iter(pipe.execute() if any(ids for _, ids in warm) else [])
+        for user_id, ids in warm:
+            cached = [bool(next(hits)) for _ in ids]  # consume every answer of this user
+            if not all(cached):
+                cold.append(user_id)
+        return cold
+
+    def timeline_owners(self, batch: int = 500) -> Iterator[list[int]]:
+        """Every user that has a home timeline in Redis, in batches (SCAN: no blocking, may
+        repeat a user, which callers tolerate)."""
+        owners: list[int] = []
+        for key in self._r.scan_iter(match=_TIMELINE_META_PATTERN, count=batch):
+            raw = key.decode() if isinstance(key, bytes) else key
+            owners.append(int(raw[raw.index("{") + 1 : raw.index("}")]))
+            if len(owners) >= batch:
+                yield owners
+                owners = []
+        if owners:
+            yield owners
+
+    def drop_timelines(self, user_ids: Iterable[int], built_before_ms: int) -> int:
+        """Delete timelines (list and metadata) not rebuilt since `built_before_ms`; returns how
+        many went. The owner's next read rebuilds it, as for any missing timeline."""
+        pipe = self._r.pipeline(transaction=False)
+        n = 0
+        for user_id in user_ids:
+            keys = [timeline_key(user_id), timeline_meta_key(user_id)]
+            self._drop(keys=keys, args=[built_before_ms], client=pipe)
+            n += 1
+        return sum(int(x) for x in pipe.execute()) if n else 0
 
     # -- author lists --------------------------------------------------------------------------
 

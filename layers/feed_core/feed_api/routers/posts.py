@@ -6,9 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
-from feed_api.deps import CallerDep, CurrentUser, Cursor, Limit, PostId, ServicesDep, UserId
+from feed_api.deps import (
+    CallerDep,
+    CurrentUser,
+    Cursor,
+    Grain,
+    Limit,
+    PostId,
+    ServicesDep,
+    StatsDays,
+    UserId,
+)
 from feed_api.errors import error_responses
-from feed_api.schemas import CreatePost, PostOut, PostPage
+from feed_api.schemas import CreatePost, PostOut, PostPage, StatsOut
 
 router = APIRouter(prefix="/v1", tags=["posts"], responses=error_responses(401, 422))
 
@@ -96,3 +106,17 @@ def author_posts(
 ) -> PostPage:
     page = services.posts.author_posts(user_id, cursor, limit)
     return PostPage.from_domain(page)
+
+
+@router.get(
+    "/posts/{post_id}/stats",
+    response_model=StatsOut,
+    summary="A post's engagement stats",
+    description="Impressions, likes and engagement rate per hour or day, from the hourly "
+    "analytics roll-up (an event shows after the next run).",
+    responses=error_responses(404),
+)
+def post_stats(
+    post_id: PostId, _: CallerDep, services: ServicesDep, grain: Grain = "day", days: StatsDays = 7
+) -> StatsOut:
+    return StatsOut.from_domain(services.stats.post_stats(post_id, grain, days))

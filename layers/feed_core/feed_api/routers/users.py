@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from feed_api.deps import CallerDep, CurrentUser, Cursor, Limit, ServicesDep, UserId
+from feed_api.deps import (
+    CallerDep,
+    CurrentUser,
+    Cursor,
+    Grain,
+    Limit,
+    ServicesDep,
+    StatsDays,
+    UserId,
+)
 from feed_api.errors import error_responses
-from feed_api.schemas import CreateUser, UserOut, UserPage
+from feed_api.schemas import CreateUser, StatsOut, UserOut, UserPage
 
 router = APIRouter(prefix="/v1", responses=error_responses(401, 422))
 
@@ -149,3 +158,18 @@ def mute(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
 )
 def unmute(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
     services.users.unmute(me.id, user_id)
+
+
+@router.get(
+    "/users/{user_id}/stats",
+    response_model=StatsOut,
+    tags=["users"],
+    summary="An author's engagement stats",
+    description="Over all of the author's posts: impressions, likes, engagement rate, and the "
+    "follows, unfollows and posts of each hour or day, from the hourly analytics roll-up.",
+    responses=error_responses(404),
+)
+def author_stats(
+    user_id: UserId, _: CallerDep, services: ServicesDep, grain: Grain = "day", days: StatsDays = 7
+) -> StatsOut:
+    return StatsOut.from_domain(services.stats.author_stats(user_id, grain, days))

@@ -46,6 +46,9 @@ def ensure_indexes(db: Database) -> None:
     db.likes.create_index([("post_id", ASCENDING)], name="by_post")
     db.likes.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)], name="by_user")
     db.engagement_events.create_index([("at", ASCENDING)], name="by_time")
+    from .engagement_mongo import ensure_stats_indexes
+
+    ensure_stats_indexes(db)
 
 
 def post_from_doc(doc: dict[str, Any]) -> Post:

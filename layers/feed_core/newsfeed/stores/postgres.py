@@ -7,6 +7,7 @@ locked in id order, so A-follows-B and B-follows-A at the same time cannot deadl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -349,3 +350,35 @@ class PostgresGraphStore:
                 sql, {"a": author_id, "lo": after_id, "hi": upto_id, "days": active_days}
             ).fetchall()
         return [r[0] for r in rows]
+
+    # -- scheduled jobs ------------------------------------------------------------------------
+
+    def recently_active_page(
+        self, within_hours: int, after: tuple[datetime, int] | None, limit: int
+    ) -> list[tuple[datetime, int]]:
+        """(last_active_at, id) of users seen within `within_hours`, most recent first; keyset
+        paging from `after` (the last row of the previous page)."""
+        sql = (
+            "SELECT last_active_at, id FROM users"
+            " WHERE last_active_at >= now() - make_interval(hours => %(h)s)"
+        )
+        if after is not None:
+            sql += " AND (last_active_at, id) < (%(at)s, %(id)s)"
+        sql += " ORDER BY last_active_at DESC, id DESC LIMIT %(n)s"
+        params = {"h": within_hours, "n": limit}
+        if after is not None:
+            params.update(at=after[0], id=after[1])
+        with self._pool.connection() as conn:
+            return [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
+
+    def inactive_among(self, user_ids: Sequence[int], active_days: int) -> set[int]:
+        """The ids not seen within `active_days`, or no longer users at all."""
+        if not user_ids:
+            return set()
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id FROM users WHERE id = ANY(%s)"
+                " AND last_active_at >= now() - make_interval(days => %s)",
+                (list(user_ids), active_days),
+            ).fetchall()
+        return set(user_ids) - {r[0] for r in rows}
