@@ -25,3 +25,12 @@ lint:      ## ruff over the whole tree
 
 clean:     ## stop everything and delete all local state (databases, logs, keys)
 	$(PYTHON) infra/devstack.py clean
+
+.PHONY: bench bench-quick
+bench:     ## full benchmarks (~100k users, ~4M follows; own databases) -> bench/results, docs/img
+	$(PYTHON) infra/devstack.py up --no-apps --quiet
+	$(VENV_PY) -m bench.run --mode full $(BENCH_ARGS)
+
+bench-quick: ## the benchmarks on a tiny graph: checks they run (make test does this too)
+	$(PYTHON) infra/devstack.py up --no-apps --quiet
+	$(VENV_PY) -m bench.run --mode quick $(BENCH_ARGS)

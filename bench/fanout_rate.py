@@ -1,0 +1,107 @@
+"""1. Fan-out throughput of ONE worker: timeline inserts per second through FanoutService.handle
+(head job, then its chunk jobs, in this process, on the real PostgreSQL and Redis), against
+`redis-benchmark` ZADD with pipelining on the same Redis server, in the same run.
+
+Every follower of a benchmark author is active and has a full (capped) timeline, so each insert
+is the steady-state one: ZADD, trim to TIMELINE_MAX_LEN, horizon update (one Lua call each).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.stats import redis_benchmark_zadd
+from bench.stores import Stores
+from bench.workload import Graph
+from newsfeed.timelines import timeline_key
+
+
+def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) -> dict[str, Any]:
+    s = stores.settings
+    refs = {
+        "zadd_P32_c50": redis_benchmark_zadd(
+            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=50
+        ),
+        "zadd_P32_c1": redis_benchmark_zadd(
+            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=1
+        ),
+    }
+    stores.redis.delete("myzset")  # redis-benchmark's key
+    posts_svc, fanout = stores.services.posts, stores.services.fanout
+    per_post: list[dict[str, Any]] = []
+    for tier, authors in graph.tier_authors.items():
+        for author in authors:
+            uid = graph.uid(author)
+            for k in range(posts_per_author):
+                post = posts_svc.create(uid, f"fan-out bench post {k} by {uid}")
+                head = stores.queue.drain()
+                assert len(head) == 1 and head[0]["kind"] == "fanout", head
+                jobs = 0
+                t0 = time.perf_counter()
+                fanout.handle(head[0])
+                jobs += 1
+                head_s = time.perf_counter() - t0
+                while stores.queue.jobs:  # chunk jobs, run by the same single worker
+                    for job in stores.queue.drain():
+                        fanout.handle(job)
+                        jobs += 1
+                elapsed = time.perf_counter() - t0
+                # Count the timelines that got it (outside the timing).
+                pipe = stores.redis.pipeline(transaction=False)
+                followers = graph.follower[graph.followee == author]
+                member = f"{post.id:019d}"
+                for f in followers.tolist():
+                    pipe.zscore(timeline_key(graph.uid(f)), member)
+                inserts = sum(1 for x in pipe.execute() if x is not None)
+                per_post.append(
+                    {
+                        "followers": tier,
+                        "inserts": inserts,
+                        "jobs": jobs,
+                        "seconds": round(elapsed, 5),
+                        "head_job_seconds": round(head_s, 5),
+                        "inserts_per_s": round(inserts / elapsed),
+                    }
+                )
+    by_tier: dict[str, Any] = {}
+    for tier in graph.tier_authors:
+        rows = [r for r in per_post if r["followers"] == tier]
+        ins = sum(r["inserts"] for r in rows)
+        secs = sum(r["seconds"] for r in rows)
+        by_tier[str(tier)] = {
+            "posts": len(rows),
+            "inserts": ins,
+            "seconds": round(secs, 4),
+            "inserts_per_s": round(ins / secs),
+            "all_followers_written": all(r["inserts"] == tier for r in rows),
+        }
+        chunked = [r for r in rows if r["jobs"] > 1]
+        if chunked:  # the chunk jobs alone: the per-follower write path without the head job
+            ins = sum(r["inserts"] for r in chunked)
+            secs = sum(r["seconds"] - r["head_job_seconds"] for r in chunked)
+            by_tier[str(tier)]["chunk_jobs_only_inserts_per_s"] = round(ins / secs)
+    top = by_tier[str(max(graph.tier_authors))]
+    ref = refs["zadd_P32_c50"].get("ops_per_s")
+    return {
+        "what": "timeline inserts/s, one worker, FanoutService.handle in-process (head + chunk "
+        "jobs), followers all active with full timelines (trim on every insert)",
+        "chunk_size": s.fanout_chunk_size,
+        "timeline_max_len": s.timeline_max_len,
+        "by_followers": by_tier,
+        "headline_inserts_per_s": top["inserts_per_s"],
+        "reference": refs,
+        "ratio_vs_zadd_P32_c50": round(top["inserts_per_s"] / ref, 3) if ref else None,
+        "ratio_chunk_jobs_only_vs_zadd_P32_c50": (
+            round(top["chunk_jobs_only_inserts_per_s"] / ref, 3)
+            if ref and "chunk_jobs_only_inserts_per_s" in top
+            else None
+        ),
+        "ratio_vs_zadd_P32_c1": (
+            round(top["inserts_per_s"] / refs["zadd_P32_c1"]["ops_per_s"], 3)
+            if refs["zadd_P32_c1"].get("ops_per_s")
+            else None
+        ),
+        "target_ratio": 0.5,
+        "per_post": per_post,
+    }

@@ -1,0 +1,58 @@
+"""PNG plots of a run: feed read latency distributions and fan-out rate by follower count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def latency_plot(samples: dict[str, list[float]], path: Path, title: str) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, level in zip(axes, ("domain", "handler"), strict=True):
+        for name, values in sorted(samples.items()):
+            group, label = name.split("/")
+            if label != level or not values:
+                continue
+            ms = np.sort(np.asarray(values) * 1000)
+            ax.plot(ms, np.linspace(0, 1, len(ms)), label=group)
+        ax.axvline(5, color="grey", ls="--", lw=0.8)
+        ax.axvline(15, color="grey", ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("latency (ms, log)")
+        ax.set_title(f"home feed read, {level}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of reads (CDF)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def fanout_plot(fanout: dict[str, Any], path: Path, title: str) -> None:
+    rows = fanout["per_post"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [r["followers"] for r in rows]
+    ys = [r["inserts_per_s"] for r in rows]
+    ax.scatter(xs, ys, label="one worker: inserts/s per post", s=18)
+    for key, style in (("zadd_P32_c50", "--"), ("zadd_P32_c1", ":")):
+        ref = fanout["reference"].get(key, {}).get("ops_per_s")
+        if ref:
+            ax.axhline(ref, ls=style, color="grey", label=f"redis-benchmark {key}: {ref:,.0f}/s")
+            ax.axhline(ref / 2, ls=style, color="red", lw=0.7, label=f"target 0.5 x {key}")
+    ax.set_xscale("log")
+    ax.set_xlabel("followers of the author (log)")
+    ax.set_ylabel("timeline inserts per second")
+    ax.set_title("fan-out rate by follower count")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,112 @@
+"""Bench databases on the configured servers, kept apart from dev and test data.
+
+`make bench` uses PostgreSQL `feed_bench`, MongoDB `feed_bench` and Redis logical database 14;
+the quick mode (run by `make test`) uses `feed_bench_quick` and Redis database 13. BENCH_* env
+names override them. Every load starts by emptying exactly these databases, never others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for _p in (ROOT / "layers" / "feed_core", ROOT / "infra"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from newsfeed.services import Services, build_services  # noqa: E402
+from newsfeed.settings import Settings  # noqa: E402
+from newsfeed.stores.inline_queue import RecordingFanoutQueue  # noqa: E402
+from newsfeed.stores.mongo import MongoPostStore, ensure_indexes, make_database  # noqa: E402
+from newsfeed.stores.postgres import PostgresGraphStore, make_pool  # noqa: E402
+from newsfeed.stores.redis_store import make_redis  # noqa: E402
+
+BENCH_DBS = {
+    "full": {"POSTGRES_DB": "feed_bench", "MONGODB_DB": "feed_bench", "REDIS_DB": "14"},
+    "quick": {
+        "POSTGRES_DB": "feed_bench_quick",
+        "MONGODB_DB": "feed_bench_quick",
+        "REDIS_DB": "13",
+    },
+}
+COLLECTIONS = ("posts", "likes", "engagement_events", "post_requests")
+
+
+def load_path(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_function(name: str, env: dict[str, str]) -> ModuleType:
+    """functions/<name>/app.py as Lambda loads it, configured by `env` (set in os.environ, where
+    the module reads its settings at import); a fresh module object each call."""
+    os.environ.update(env)
+    return load_path(
+        f"bench_{name}_app_{uuid.uuid4().hex[:6]}", ROOT / "functions" / name / "app.py"
+    )
+
+
+def bench_settings(mode: str, **overrides: Any) -> Settings:
+    names = {k: os.environ.get(f"BENCH_{k}", v) for k, v in BENCH_DBS[mode].items()}
+    base = Settings.from_env({**os.environ, **names})
+    return dataclasses.replace(base, **overrides)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a Lambda function would carry for these settings."""
+    env = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        env[f.name.upper()] = "" if value is None else str(value)
+    return env
+
+
+@dataclass
+class Stores:
+    settings: Settings
+    pool: Any
+    db: Any
+    redis: Any
+    queue: RecordingFanoutQueue
+    services: Services
+
+    def close(self) -> None:
+        self.pool.close()
+        self.db.client.close()
+        self.redis.close()
+
+
+def prepare(settings: Settings) -> Stores:
+    """Create the bench databases and schema if missing, empty them, and wire the services with
+    a recording queue (jobs are run by the benchmark itself)."""
+    init_db = load_path("bench_init_db", ROOT / "infra" / "init_db.py")
+    init_db.ensure_database(settings)
+    init_db.apply_postgres_migrations(settings.postgres_dsn)
+    db = make_database(settings)
+    for name in COLLECTIONS:
+        db.drop_collection(name)
+    ensure_indexes(db)
+    client = make_redis(settings)
+    client.flushdb()
+    pool = make_pool(settings, min_size=1, max_size=4)
+    queue = RecordingFanoutQueue()
+    services = build_services(
+        settings,
+        graph=PostgresGraphStore(pool),
+        posts=MongoPostStore(db),
+        redis_client=client,
+        queue=queue,
+    )
+    return Stores(settings, pool, db, client, queue, services)

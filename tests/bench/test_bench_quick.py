@@ -1,0 +1,46 @@
+"""The benchmark suite keeps working: `bench.run --mode quick` runs every measurement on a small
+graph against the configured stores (its own databases) and writes every section. No time is
+asserted here; the numbers of a quick run mean nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("workload", "memory", "fanout", "feed_read", "cold_start", "e2e_lag")
+
+pytestmark = pytest.mark.integration
+
+
+def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--mode", "quick", "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for section in SECTIONS:
+        assert section in result, section
+    assert result["workload"]["graph"]["follow_edges"] > 0
+    assert result["memory"]["entries"] > 0
+    assert all(t["all_followers_written"] for t in result["fanout"]["by_followers"].values())
+    assert set(result["feed_read"]["groups"]) == {
+        f"{c}celeb_{p}pushed" for c in (0, 5, 20) for p in (50, 500)
+    }
+    assert set(result["cold_start"]["functions"]) == {"feed", "posts", "social", "fanout"}
+    e2e = result["e2e_lag"]
+    if "skipped" not in e2e:
+        assert all(t["all_followers_saw_every_post"] for t in e2e["by_followers"].values())
+    for png in ("bench-feed-latency-quick.png", "bench-fanout-rate-quick.png"):
+        assert (tmp_path / png).stat().st_size > 0
