@@ -759,6 +759,8 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
             if svc.needs_start():
                 svc.start(app_env)
                 started.append(svc.name)
+    if args.deploy and settings.aws_endpoint_url:
+        deploy_stack(python)
     if not args.quiet:
         print_status(settings, layout)
         log(
@@ -766,6 +768,18 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
             + (f"; started {', '.join(started)}" if started else "; everything was running")
         )
     return started
+
+
+def deploy_stack(python: Path, stage: str = "local") -> None:
+    """Build (when sources changed) and deploy template.yaml to the emulator (infra/stack.py)."""
+    run([str(python), str(ROOT / "infra" / "stack.py"), "deploy", "--stage", stage])
+
+
+def deployed_stack(layout: Layout, stage: str = "local") -> dict | None:
+    try:
+        return json.loads((layout.state / f"stack-{stage}.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def cmd_down(args: argparse.Namespace, only: list[str] | None = None) -> None:
@@ -791,7 +805,15 @@ def print_status(settings: Settings, layout: Layout) -> bool:
     print(f"MONGODB   {settings.mongodb_url}")
     print(f"AWS       {settings.aws_endpoint_url or 'real AWS (AWS_ENDPOINT_URL empty)'}")
     api_port = os.environ.get("FEED_API_PORT", "8000")
-    print(f"API       http://127.0.0.1:{api_port}  (Swagger UI /docs, ReDoc /redoc)")
+    print(f"API       http://127.0.0.1:{api_port}  (dev server; Swagger UI /docs, ReDoc /redoc)")
+    stack = deployed_stack(layout)
+    emulator_up = Emulator(settings, layout).status().state != "stopped"
+    if stack and emulator_up:
+        print(f"API       {stack['api_url']}  (stack {stack['stack_name']} in the emulator)")
+        print(
+            "          token: .venv/bin/python infra/mint_token.py --sub alice"
+            f" --issuer {stack['issuer']}"
+        )
     print(f"state     {layout.state}")
     return all_ok
 
@@ -803,7 +825,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     """Start what the tests need, run pytest, stop only what this run started."""
-    started = cmd_up(argparse.Namespace(quiet=True, apps=False))
+    started = cmd_up(argparse.Namespace(quiet=True, apps=False, deploy=False))
     if started:
         log(f"started for the tests: {', '.join(started)}")
     python = ROOT / ".venv" / "bin" / "python"
@@ -838,6 +860,12 @@ def main(argv: list[str] | None = None) -> int:
         dest="apps",
         action="store_false",
         help="start only the stores and the emulator, not the dev API and worker",
+    )
+    up.add_argument(
+        "--no-deploy",
+        dest="deploy",
+        action="store_false",
+        help="do not build and deploy template.yaml to the emulator",
     )
     sub.add_parser("down", help="stop every service that `up` started")
     sub.add_parser("status", help="show what runs where")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -117,12 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jwks", action="store_true", help="print the JWKS document instead of a token"
     )
+    parser.add_argument(
+        "--issuer",
+        help="the token's iss (default JWT_ISSUER); `make up` prints the emulator stack's",
+    )
     args = parser.parse_args(argv)
     pair = ensure_keypair(args.keys_dir)
     if args.jwks:
         print(json.dumps(jwks_document(pair.public_pem.read_bytes()), indent=2))
         return 0
     settings = Settings.from_env(os.environ)
+    if args.issuer:
+        settings = dataclasses.replace(settings, jwt_issuer=args.issuer)
     print(mint_token(args.sub, settings=settings, pair=pair, ttl_seconds=args.ttl))
     return 0
 

@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -97,38 +98,61 @@ def state_dir() -> Path:
 
 
 def build(sam: Path | None = None) -> tuple[Path, str]:
-    """`sam build` unless the sources are unchanged since the last one; returns (dir, digest)."""
+    """`sam build` unless these sources were built before; returns (build dir, digest).
+
+    Builds live under the tools folder, one per source digest, so every checkout and state
+    folder of this machine (make up, make test, a private stack) shares them; sam's own cache
+    (the layer's installed dependencies) is shared the same way.
+    """
     sam = sam or ensure_sam()
-    base = state_dir() / "sam"
-    build_dir = base / "build"
-    stamp = base / "build.digest"
+    base = TOOLS_DIR / "sam-builds"
     digest = sources_digest()
-    if stamp.exists() and stamp.read_text() == digest and (build_dir / "template.yaml").exists():
+    build_dir = base / digest
+    if (build_dir / "template.yaml").exists():
         return build_dir, digest
     log("sam build (the layer's dependencies come from PyPI; cached between builds)")
     t0 = time.monotonic()
-    stamp.unlink(missing_ok=True)
     base.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
+    tmp = base / f"{digest}.tmp{os.getpid()}"
+    out = subprocess.run(
         [
             str(sam),
             "build",
             "--template-file",
             str(ROOT / "template.yaml"),
             "--build-dir",
-            str(build_dir),
+            str(tmp),
             "--cache-dir",
             str(base / "cache"),
             "--cached",
         ],
-        check=True,
+        check=False,
         cwd=base,  # sam keeps its dependency cache (.aws-sam/deps) under the working folder
         env=sam_env(),
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
-    stamp.write_text(digest)
+    if out.returncode != 0:
+        print(out.stdout + out.stderr, file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SystemExit("[stack] sam build failed")
+    if build_dir.exists():  # another process built the same sources meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.rename(build_dir)
+    _prune_builds(base, keep=build_dir)
     log(f"built in {time.monotonic() - t0:.1f} s")
     return build_dir, digest
+
+
+def _prune_builds(base: Path, keep: Path, count: int = 4) -> None:
+    builds = sorted(
+        (p for p in base.iterdir() if p.is_dir() and len(p.name) == 16 and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[count - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def validate(sam: Path | None = None) -> None:
@@ -324,7 +348,8 @@ def deploy(
                 "--no-fail-on-empty-changeset",
                 "--no-progressbar",
                 "--parameter-overrides",
-                *(f"{k}={v}" for k, v in parameters.items()),
+                # sam splits overrides on blanks: quote each value ("rate(5 minutes)").
+                *(f'{k}="{v}"' for k, v in parameters.items()),
                 "--tags",
                 f"feed-deploy={tag}",
             ],

@@ -77,6 +77,8 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path):
         assert all(alive(p) for p in started.values())
         for port in (25432, 26379, 27019, 24566, 28000):
             assert listening(port), port
+        # `up` also deploys template.yaml to the emulator and prints that API beside the dev one.
+        assert "/_aws/execute-api/" in first.stdout and "stack feed-local" in first.stdout
 
         second = devstack(env, "up")
         assert second.returncode == 0, second.stdout + second.stderr
