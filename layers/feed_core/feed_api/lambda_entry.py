@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,6 +16,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared import constants as powertools_env
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -29,10 +31,43 @@ TRACED_MODULES = ("botocore", "pymongo")
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
+class NoTracer:
+    """Stands in for Powertools' `Tracer` when tracing is off: the same decorators, doing nothing.
+
+    Creating a `Tracer`, even a disabled one, imports the X-Ray SDK, whose recorder builds a
+    botocore session at import: about 300 ms of every cold start (bench/, docs/benchmarks.md).
+    """
+
+    def capture_lambda_handler(
+        self, lambda_handler: Callable | None = None, **_options: Any
+    ) -> Callable:
+        return lambda_handler if lambda_handler is not None else (lambda f: f)
+
+    def capture_method(self, method: Callable | None = None, **_options: Any) -> Callable:
+        return method if method is not None else (lambda f: f)
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        pass
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        pass
+
+
+def tracing_enabled(env: Mapping[str, str] = os.environ) -> bool:
+    """Powertools' own rule (`Tracer._is_tracer_disabled`): off when POWERTOOLS_TRACE_DISABLED is
+    truthy, and outside Lambda (no LAMBDA_TASK_ROOT) or under SAM local / Chalice local."""
+    disabled = env.get(powertools_env.TRACER_DISABLED_ENV, "false")
+    if resolve_truthy_env_var_choice(env=disabled):
+        return False
+    return bool(env.get(powertools_env.LAMBDA_TASK_ROOT_ENV)) and not (
+        env.get(powertools_env.SAM_LOCAL_ENV) or env.get(powertools_env.CHALICE_LOCAL_ENV)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Observability:
     logger: Logger
-    tracer: Tracer
+    tracer: Tracer | NoTracer
     metrics: Metrics
 
 
@@ -46,7 +81,11 @@ def observability(service: str) -> Observability:
     copy_config_to_registered_loggers(source_logger=logger, include={"feed_api", "newsfeed"})
     return Observability(
         logger=logger,
-        tracer=Tracer(service=service, patch_modules=TRACED_MODULES),
+        tracer=(
+            Tracer(service=service, patch_modules=TRACED_MODULES)
+            if tracing_enabled()
+            else NoTracer()
+        ),
         metrics=Metrics(
             namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
             service=service,
