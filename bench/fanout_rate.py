@@ -17,6 +17,12 @@ from bench.workload import Graph
 from newsfeed.timelines import timeline_key
 
 
+def _evalsha_stats(client: Any) -> tuple[int, int]:
+    """(calls, usec) of EVALSHA since the server started (server-wide: quiet servers only)."""
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+
+
 def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) -> dict[str, Any]:
     s = stores.settings
     refs = {
@@ -29,6 +35,7 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
     }
     stores.redis.delete("myzset")  # redis-benchmark's key
     posts_svc, fanout = stores.services.posts, stores.services.fanout
+    before = _evalsha_stats(stores.redis)
     per_post: list[dict[str, Any]] = []
     for tier, authors in graph.tier_authors.items():
         for author in authors:
@@ -81,6 +88,8 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
             ins = sum(r["inserts"] for r in chunked)
             secs = sum(r["seconds"] - r["head_job_seconds"] for r in chunked)
             by_tier[str(tier)]["chunk_jobs_only_inserts_per_s"] = round(ins / secs)
+    after = _evalsha_stats(stores.redis)
+    calls, usec = after[0] - before[0], after[1] - before[1]
     top = by_tier[str(max(graph.tier_authors))]
     ref = refs["zadd_P32_c50"].get("ops_per_s")
     return {
@@ -103,5 +112,12 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
             else None
         ),
         "target_ratio": 0.5,
+        "server_side": {
+            "what": "INFO commandstats delta of EVALSHA (the per-timeline merge script: ZADD, "
+            "trim, horizon) over the whole fan-out measurement, server CPU time only",
+            "evalsha_calls": calls,
+            "usec_per_call": round(usec / calls, 2) if calls else None,
+            "max_inserts_per_s_by_server_time": round(1e6 * calls / usec) if usec else None,
+        },
         "per_post": per_post,
     }
