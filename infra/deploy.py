@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Build the SAM template and deploy it to the local AWS emulator (ministack).
 
-    .venv/bin/python infra/stack.py deploy [--stage local]   build if sources changed, deploy
-    .venv/bin/python infra/stack.py validate                  sam validate --lint
-    .venv/bin/python infra/stack.py url [--stage local]       the deployed API's local URL
-    .venv/bin/python infra/stack.py delete [--stage local]
+    .venv/bin/python infra/deploy.py deploy [--stage local]   build if sources changed, deploy
+    .venv/bin/python infra/deploy.py validate                  sam validate --lint
+    .venv/bin/python infra/deploy.py url [--stage local]       the deployed API's local URL
+    .venv/bin/python infra/deploy.py delete [--stage local]
 
 What a deploy to the emulator does, in order:
 1. `sam build` into the state folder, only when template.yaml, the layer or a function changed
@@ -50,7 +50,7 @@ SKIP_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 
 
 def log(msg: str) -> None:
-    print(f"[stack] {msg}", flush=True)
+    print(f"[deploy] {msg}", flush=True)
 
 
 def ensure_sam() -> Path:
@@ -135,7 +135,7 @@ def build(sam: Path | None = None) -> tuple[Path, str]:
     if out.returncode != 0:
         print(out.stdout + out.stderr, file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise SystemExit("[stack] sam build failed")
+        raise SystemExit("[deploy] sam build failed")
     if build_dir.exists():  # another process built the same sources meanwhile
         shutil.rmtree(tmp, ignore_errors=True)
     else:
@@ -292,7 +292,7 @@ def deploy(
     """Build if needed and deploy `feed-<stage>` to the emulator; idempotent and quick when
     nothing changed."""
     if not settings.aws_endpoint_url:
-        raise SystemExit("[stack] AWS_ENDPOINT_URL is empty: deploy to AWS with `sam deploy`")
+        raise SystemExit("[deploy] AWS_ENDPOINT_URL is empty: deploy to AWS with `sam deploy`")
     t0 = time.monotonic()
     sam = sam or ensure_sam()
     build_dir, digest = build(sam)
@@ -361,7 +361,7 @@ def deploy(
         )
         if out.returncode != 0:
             print(out.stdout + out.stderr, file=sys.stderr)
-            raise SystemExit(f"[stack] sam deploy {name} failed")
+            raise SystemExit(f"[deploy] sam deploy {name} failed")
         current = _stack(cfn, name)
     assert current is not None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in current.get("Outputs", [])}

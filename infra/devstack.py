@@ -771,8 +771,8 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
 
 
 def deploy_stack(python: Path, stage: str = "local") -> None:
-    """Build (when sources changed) and deploy template.yaml to the emulator (infra/stack.py)."""
-    run([str(python), str(ROOT / "infra" / "stack.py"), "deploy", "--stage", stage])
+    """Build (when sources changed) and deploy template.yaml to the emulator (infra/deploy.py)."""
+    run([str(python), str(ROOT / "infra" / "deploy.py"), "deploy", "--stage", stage])
 
 
 def deployed_stack(layout: Layout, stage: str = "local") -> dict | None:

@@ -38,3 +38,10 @@ if Settings.from_env(os.environ).aws_endpoint_url:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return make_test_settings()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`run_last` tests wait for something that happens by itself (the deployed stack's
+    schedules fire a minute after it is created): run them at the end, so that minute passes
+    while the other tests run. The sort is stable: everything else keeps its order."""
+    items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)

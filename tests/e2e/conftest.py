@@ -1,6 +1,6 @@
 """The SAM stack deployed to the AWS emulator, for tests that go through it only.
 
-One stack per test session, `feed-e2e`, deployed with infra/stack.py exactly as `make up`
+One stack per test session, `feed-e2e`, deployed with infra/deploy.py exactly as `make up`
 deploys `feed-local` (sam build, cached by source digest; SSM parameters and the store secret;
 the JWKS for the JWT authorizer), but over databases of its own (PostgreSQL and MongoDB
 `feed_e2e`, Redis db 12) and with every schedule at one minute. Its scheduled jobs therefore
@@ -27,8 +27,8 @@ from newsfeed.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra"))
 
+import deploy  # noqa: E402
 import mint_token  # noqa: E402
-import stack  # noqa: E402
 
 E2E_STAGE = "e2e"
 E2E_DBS = {"postgres_db": "feed_e2e", "mongodb_db": "feed_e2e", "redis_db": 12}
@@ -72,7 +72,7 @@ def e2e_pg(e2e_settings: Settings) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def deployed(e2e_settings: Settings, e2e_redis: redis.Redis) -> Iterator[stack.Deployed]:
+def deployed(e2e_settings: Settings, e2e_redis: redis.Redis) -> Iterator[deploy.Deployed]:
     init_db = _init_db()
     init_db.ensure_database(e2e_settings)
     init_db.apply_postgres_migrations(e2e_settings.postgres_dsn)
@@ -87,10 +87,10 @@ def deployed(e2e_settings: Settings, e2e_redis: redis.Redis) -> Iterator[stack.D
         for name in db.list_collection_names():
             db[name].delete_many({})
     e2e_redis.flushdb()
-    result = stack.deploy(e2e_settings, E2E_STAGE, overrides=SCHEDULES)
+    result = deploy.deploy(e2e_settings, E2E_STAGE, overrides=SCHEDULES)
     result.outputs["deployed_at"] = str(time.time())
     yield result
-    stack.delete(e2e_settings, E2E_STAGE)
+    deploy.delete(e2e_settings, E2E_STAGE)
 
 
 @dataclasses.dataclass
@@ -119,7 +119,7 @@ class StackApi:
 
 
 @pytest.fixture(scope="session")
-def api(e2e_settings: Settings, deployed: stack.Deployed) -> Iterator[StackApi]:
+def api(e2e_settings: Settings, deployed: deploy.Deployed) -> Iterator[StackApi]:
     token_settings = dataclasses.replace(e2e_settings, jwt_issuer=deployed.issuer)
     pair = mint_token.ensure_keypair()
 

@@ -12,7 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra"))
 
-import stack  # noqa: E402
+import deploy  # noqa: E402
 
 API_FUNCTIONS = {
     "SocialIntegration": "users",
@@ -45,7 +45,7 @@ def template() -> dict[str, Any]:
 
 
 def test_sam_validate_lint_passes():
-    stack.validate()
+    deploy.validate()
 
 
 def _app_routes(router_module: str) -> set[str]:
