@@ -322,6 +322,8 @@ def deploy(
         and "ROLLBACK" not in current.get("StackStatus", "")
         and tags.get("feed-deploy") == tag
     )
+    if fresh and current and current.get("StackStatus") in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED"):
+        delete(settings, stage)  # a stack whose creation failed cannot be updated, only replaced
     if fresh:
         log(f"sam deploy {name}")
         s3 = aws(settings, "s3")
