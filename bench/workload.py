@@ -434,9 +434,9 @@ def load_timelines(
         "sample_meta_memory_usage_bytes": int(
             raw.memory_usage(timeline_meta_key(graph.uid(owners[-1])), samples=0)
         ),
-        "zset_max_listpack_entries": next(
-            iter(raw.config_get("zset-max-listpack-entries").values()), b"?"
-        ).decode(),
+        "zset_max_listpack_entries": str(
+            next(iter(raw.config_get("zset-max-listpack-entries").values()), "?")
+        ),
     }
     raw.close()
     return out
