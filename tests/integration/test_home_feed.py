@@ -10,6 +10,7 @@ import pytest
 from feed_env import FeedEnv
 
 from newsfeed.errors import Forbidden, InvalidInput, NotFound
+from newsfeed.ids import to_member
 from newsfeed.stores.redis_store import make_redis
 from newsfeed.timelines import author_posts_key, post_cache_key, timeline_meta_key
 
@@ -185,7 +186,7 @@ def test_likes_are_idempotent_with_counts(env: FeedEnv) -> None:
     posts.unlike(fan, pid)
     assert posts.get(pid).like_count == 1
     assert env.posts.get_post(pid).like_count == 1  # MongoDB agrees with the cache
-    assert env.db.likes.count_documents({"post_id": pid}) == 1
+    assert env.db.likes.count_documents({"post_id": to_member(pid)}) == 1
     with pytest.raises(NotFound):
         posts.like(fan, 777)
     with pytest.raises(NotFound):

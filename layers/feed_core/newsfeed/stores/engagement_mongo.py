@@ -3,7 +3,9 @@
 The grouping runs on the server ($match on the `at` index, then $group by kind, post and
 author), so a busy hour comes back as one row per (kind, post) rather than one per event; this
 pipeline works on FerretDB 1.x and DocumentDB alike. Stats rows are replaced whole by `_id`
-(grain, entity, id, start), which makes every roll-up idempotent.
+(grain, entity, id, start), which makes every roll-up idempotent. Ids (the events' actor_id,
+post_id, author_id; the stats' entity_id) are stored as fixed-width decimal strings, like every
+id in MongoDB (see `mongo.py`), and are ints again once read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, ReplaceOne
 
 from ..analytics import COUNTS, EventGroup, StatsRow, bucket_start
+from .mongo import doc_id, from_doc_id
 
 if TYPE_CHECKING:
     from pymongo.database import Database
@@ -29,14 +32,18 @@ def _aware(value: datetime) -> datetime:
 
 def stats_id(grain: str, entity: str, entity_id: int, start: datetime) -> str:
     stamp = start.strftime("%Y-%m-%dT%H" if grain == "hour" else "%Y-%m-%d")
-    return f"{grain}:{entity}:{entity_id}:{stamp}"
+    return f"{grain}:{entity}:{doc_id(entity_id)}:{stamp}"
+
+
+def _maybe_id(value: str | int | None) -> int | None:
+    return None if value is None else from_doc_id(value)
 
 
 def _row(doc: dict[str, Any]) -> StatsRow:
     return StatsRow(
         grain=doc["grain"],
         entity=doc["entity"],
-        entity_id=int(doc["entity_id"]),
+        entity_id=from_doc_id(doc["entity_id"]),
         start=_aware(doc["start"]),
         counts={name: int(doc.get(name, 0)) for name in COUNTS},
     )
@@ -73,7 +80,12 @@ class MongoEngagementStore:
             },
         ]
         return [
-            (g["_id"].get("k"), g["_id"].get("p"), g["_id"].get("a"), int(g["n"]))
+            (
+                g["_id"].get("k"),
+                _maybe_id(g["_id"].get("p")),
+                _maybe_id(g["_id"].get("a")),
+                int(g["n"]),
+            )
             for g in self._events.aggregate(pipeline)
         ]
 
@@ -86,7 +98,7 @@ class MongoEngagementStore:
                 {
                     "grain": r.grain,
                     "entity": r.entity,
-                    "entity_id": r.entity_id,
+                    "entity_id": doc_id(r.entity_id),
                     "start": r.start,
                     **r.counts,
                     "engagement_rate": r.engagement_rate,
@@ -105,7 +117,12 @@ class MongoEngagementStore:
         self, entity: str, entity_id: int, grain: str, since: datetime
     ) -> list[StatsRow]:
         cursor = self._stats.find(
-            {"entity": entity, "entity_id": entity_id, "grain": grain, "start": {"$gte": since}}
+            {
+                "entity": entity,
+                "entity_id": doc_id(entity_id),
+                "grain": grain,
+                "start": {"$gte": since},
+            }
         )
         return sorted((_row(d) for d in cursor), key=lambda r: r.start)
 

@@ -1,8 +1,14 @@
 """Posts, likes and engagement events in MongoDB (pymongo; DocumentDB 5.0 API subset).
 
-FerretDB 1.x, the local server, pushes equality and `_id` point reads down to PostgreSQL but not
-`$in`/`$or` (those scan the collection), and sorts in memory. So hydration reads a few misses as
-point reads and only uses `$in` for larger batches; hot paths stay on the Redis post cache.
+Every id-valued field is stored as a fixed-width (19-digit, zero-padded) decimal string, the
+same encoding as the Redis members (`ids.to_member`): string order is id order, so sorting by
+`_id` and `$lt` ranges keep working. The domain keeps int ids; only this adapter and
+`engagement_mongo.py` see strings. Why: FerretDB 1.x, the local server, pushes an equality
+filter down to PostgreSQL only for strings and numbers exactly representable as doubles
+(|n| <= 2**53); snowflake ids are ~2.5e17, so an Int64 `_id` point read scanned the whole
+collection. It does not push `$in`/`$or` down at all (those scan) and sorts in memory. So
+hydration reads a few misses as point reads and only uses `$in` for larger batches; hot paths
+stay on the Redis post cache. MongoDB and DocumentDB index either type; strings are portable.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from ..ids import to_member
 from ..models import Media, Post
 
 if TYPE_CHECKING:
@@ -23,6 +30,44 @@ if TYPE_CHECKING:
 
 # Up to this many misses, one `_id` point read each beats one `$in` scan on FerretDB.
 POINT_READ_LIMIT = 16
+
+
+def doc_id(value: int) -> str:
+    """An id as stored in MongoDB: fixed-width decimal string (string order == id order)."""
+    return to_member(value)
+
+
+def from_doc_id(value: str | int) -> int:
+    """An id read from MongoDB (int() also accepts a legacy Int64)."""
+    return int(value)
+
+
+def pair_id(a: int, b: int) -> str:
+    """Composite `_id` of two ids (a like is "post:user")."""
+    return f"{doc_id(a)}:{doc_id(b)}"
+
+
+_EVENT_ID_FIELDS = ("actor_id", "post_id", "author_id")
+
+
+def event_doc(event: dict[str, Any]) -> dict[str, Any]:
+    """An engagement event as stored: its id-valued fields as fixed-width strings."""
+    return {
+        k: doc_id(v) if k in _EVENT_ID_FIELDS and isinstance(v, int) else v
+        for k, v in event.items()
+    }
+
+
+def post_doc(post: Post) -> dict[str, Any]:
+    return {
+        "_id": doc_id(post.id),
+        "author_id": doc_id(post.author_id),
+        "text": post.text,
+        "media": [m.to_dict() for m in post.media],
+        "created_at": post.created_at,
+        "like_count": post.like_count,
+        "deleted_at": post.deleted_at,
+    }
 
 
 def make_database(settings: Settings) -> Database:
@@ -53,8 +98,8 @@ def ensure_indexes(db: Database) -> None:
 
 def post_from_doc(doc: dict[str, Any]) -> Post:
     return Post(
-        id=int(doc["_id"]),
-        author_id=int(doc["author_id"]),
+        id=from_doc_id(doc["_id"]),
+        author_id=from_doc_id(doc["author_id"]),
         text=doc["text"],
         media=tuple(Media(url=m["url"], kind=m["kind"]) for m in doc.get("media") or ()),
         created_at=_aware(doc["created_at"]),
@@ -83,34 +128,24 @@ class MongoPostStore:
     def claim_post_request(self, author_id: int, key: str, post_id: int) -> int:
         # The unique _id makes the claim atomic. No TTL index: FerretDB 1.x does not implement
         # expireAfterSeconds (DocumentDB does); the records are a few dozen bytes each.
-        request_id = f"{author_id}:{key}"
+        request_id = f"{doc_id(author_id)}:{key}"
         try:
             self._db.post_requests.insert_one(
-                {"_id": request_id, "post_id": post_id, "at": datetime.now(UTC)}
+                {"_id": request_id, "post_id": doc_id(post_id), "at": datetime.now(UTC)}
             )
             return post_id
         except DuplicateKeyError:
             doc = self._db.post_requests.find_one({"_id": request_id})
             if doc is None:  # claimed and removed in between: claim again
                 return self.claim_post_request(author_id, key, post_id)
-            return int(doc["post_id"])
+            return from_doc_id(doc["post_id"])
 
     def insert_post(self, post: Post) -> None:
         """Raises pymongo DuplicateKeyError on an id collision (the caller retries)."""
-        self._posts.insert_one(
-            {
-                "_id": post.id,
-                "author_id": post.author_id,
-                "text": post.text,
-                "media": [m.to_dict() for m in post.media],
-                "created_at": post.created_at,
-                "like_count": post.like_count,
-                "deleted_at": None,
-            }
-        )
+        self._posts.insert_one({**post_doc(post), "deleted_at": None})
 
     def get_post(self, post_id: int) -> Post | None:
-        doc = self._posts.find_one({"_id": post_id})
+        doc = self._posts.find_one({"_id": doc_id(post_id)})
         return post_from_doc(doc) if doc else None
 
     def get_posts(self, post_ids: Sequence[int]) -> dict[int, Post]:
@@ -119,24 +154,24 @@ class MongoPostStore:
             return {}
         if len(post_ids) <= POINT_READ_LIMIT:
             docs: Iterable[dict[str, Any]] = filter(
-                None, (self._posts.find_one({"_id": pid}) for pid in post_ids)
+                None, (self._posts.find_one({"_id": doc_id(pid)}) for pid in post_ids)
             )
         else:
-            docs = self._posts.find({"_id": {"$in": list(post_ids)}})
-        return {int(d["_id"]): post_from_doc(d) for d in docs}
+            docs = self._posts.find({"_id": {"$in": [doc_id(p) for p in post_ids]}})
+        return {from_doc_id(d["_id"]): post_from_doc(d) for d in docs}
 
     def author_post_ids(self, author_id: int, below: int | None, limit: int) -> list[int]:
         """An author's live post ids below `below`, newest first."""
-        query: dict[str, Any] = {"author_id": author_id, **_LIVE}
+        query: dict[str, Any] = {"author_id": doc_id(author_id), **_LIVE}
         if below is not None:
-            query["_id"] = {"$lt": below}
+            query["_id"] = {"$lt": doc_id(below)}
         cursor = self._posts.find(query, {"_id": 1}).sort("_id", DESCENDING).limit(limit)
-        return [int(d["_id"]) for d in cursor]
+        return [from_doc_id(d["_id"]) for d in cursor]
 
     def author_posts(self, author_id: int, below: int | None, limit: int) -> list[Post]:
-        query: dict[str, Any] = {"author_id": author_id, **_LIVE}
+        query: dict[str, Any] = {"author_id": doc_id(author_id), **_LIVE}
         if below is not None:
-            query["_id"] = {"$lt": below}
+            query["_id"] = {"$lt": doc_id(below)}
         cursor = self._posts.find(query).sort("_id", DESCENDING).limit(limit)
         return [post_from_doc(d) for d in cursor]
 
@@ -146,15 +181,15 @@ class MongoPostStore:
         """Newest live posts of several authors: the degraded feed when Redis is down."""
         if not author_ids:
             return []
-        query: dict[str, Any] = {"author_id": {"$in": list(author_ids)}, **_LIVE}
+        query: dict[str, Any] = {"author_id": {"$in": [doc_id(a) for a in author_ids]}, **_LIVE}
         if below is not None:
-            query["_id"] = {"$lt": below}
+            query["_id"] = {"$lt": doc_id(below)}
         cursor = self._posts.find(query).sort("_id", DESCENDING).limit(limit)
         return [post_from_doc(d) for d in cursor]
 
     def mark_deleted(self, post_id: int, at: datetime) -> Post | None:
         """Soft delete (keeps the first deletion time on a retry); returns the post after."""
-        self._posts.update_one({"_id": post_id, **_LIVE}, {"$set": {"deleted_at": at}})
+        self._posts.update_one({"_id": doc_id(post_id), **_LIVE}, {"$set": {"deleted_at": at}})
         return self.get_post(post_id)
 
     def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None:
@@ -165,33 +200,35 @@ class MongoPostStore:
         try:
             self._likes.insert_one(
                 {
-                    "_id": f"{post_id}:{user_id}",
-                    "post_id": post_id,
-                    "user_id": user_id,
+                    "_id": pair_id(post_id, user_id),
+                    "post_id": doc_id(post_id),
+                    "user_id": doc_id(user_id),
                     "created_at": at,
                 }
             )
         except DuplicateKeyError:
             return None
         doc = self._posts.find_one_and_update(
-            {"_id": post_id}, {"$inc": {"like_count": 1}}, return_document=ReturnDocument.AFTER
+            {"_id": doc_id(post_id)},
+            {"$inc": {"like_count": 1}},
+            return_document=ReturnDocument.AFTER,
         )
         return post_from_doc(doc) if doc else None
 
     def remove_like(self, post_id: int, user_id: int) -> Post | None:
         """Idempotent unlike. Returns the updated post when a like was removed."""
-        if self._likes.delete_one({"_id": f"{post_id}:{user_id}"}).deleted_count == 0:
+        if self._likes.delete_one({"_id": pair_id(post_id, user_id)}).deleted_count == 0:
             return None
         doc = self._posts.find_one_and_update(
-            {"_id": post_id, "like_count": {"$gt": 0}},
+            {"_id": doc_id(post_id), "like_count": {"$gt": 0}},
             {"$inc": {"like_count": -1}},
             return_document=ReturnDocument.AFTER,
         )
         return post_from_doc(doc) if doc else self.get_post(post_id)
 
     def has_liked(self, post_id: int, user_id: int) -> bool:
-        return self._likes.find_one({"_id": f"{post_id}:{user_id}"}, {"_id": 1}) is not None
+        return self._likes.find_one({"_id": pair_id(post_id, user_id)}, {"_id": 1}) is not None
 
     def record_events(self, events: list[dict[str, Any]]) -> None:
         if events:
-            self._events.insert_many(events, ordered=False)
+            self._events.insert_many([event_doc(e) for e in events], ordered=False)
