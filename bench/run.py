@@ -34,8 +34,8 @@ SECTIONS = ("workload", "fanout", "feed_read", "cold_start", "e2e_lag", "memory"
 
 MODES: dict[str, dict[str, Any]] = {
     "full": {
-        # Posts sized for FerretDB: its _id point reads scan the collection (~10 ms per 2,000
-        # posts measured), and the fan-out head job reads the post.
+        # Posts sized for FerretDB: its `$in` reads and the MongoDB pull baseline scan the
+        # collection (point reads by the string ids are pushed down since they became strings).
         "spec": workload.WorkloadSpec(
             poster_pool=1_500, posts_per_poster=8, posts_per_celebrity=30
         ),

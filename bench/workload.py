@@ -33,6 +33,7 @@ import numpy as np
 
 from newsfeed.ids import EPOCH_MS, TIME_SHIFT, to_member
 from newsfeed.models import Post
+from newsfeed.stores.mongo import post_doc
 from newsfeed.timelines import READY, Timelines, timeline_key, timeline_meta_key
 
 USER_ID_BASE = 100_000_000_000_000_000  # 18 digits, like a 2025-era snowflake
@@ -320,19 +321,7 @@ def make_posts(graph: Graph) -> dict[int, list[Post]]:
 
 def load_mongo(posts: dict[int, list[Post]], db: Any, batch: int = 2_000) -> dict[str, float]:
     t0 = time.perf_counter()
-    docs = [
-        {
-            "_id": p.id,
-            "author_id": p.author_id,
-            "text": p.text,
-            "media": [],
-            "created_at": p.created_at,
-            "like_count": 0,
-            "deleted_at": None,
-        }
-        for ps in posts.values()
-        for p in ps
-    ]
+    docs = [post_doc(p) for ps in posts.values() for p in ps]
     for s in range(0, len(docs), batch):
         db.posts.insert_many(docs[s : s + batch], ordered=False)
     elapsed = time.perf_counter() - t0
