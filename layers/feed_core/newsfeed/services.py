@@ -787,6 +787,8 @@ def build_services(
         redis_client,
         max_len=settings.timeline_max_len,
         post_ttl_seconds=settings.post_cache_ttl_seconds,
+        trim_slack=settings.timeline_trim_slack,
+        cluster=settings.redis_cluster,
     )
     fanout = FanoutService(graph, posts, timelines, queue, settings)
     if inline is not None:

@@ -38,6 +38,13 @@ class Settings:
     # Feed rules.
     celebrity_threshold: int = 10_000
     timeline_max_len: int = 800
+    # Lazy trim: fan-out trims a timeline back to TIMELINE_MAX_LEN only once it exceeds
+    # TIMELINE_MAX_LEN + this. None: 10% of the cap (caps >= 100), else 0. Cap + slack is kept
+    # <= 1024, Redis's zset-max-listpack-entries (timelines stay listpacks).
+    timeline_trim_slack: int | None = None
+    # Redis Cluster (ElastiCache cluster mode): fan-out pipelines one script call per timeline
+    # instead of batching many timelines (keys of different users are in different slots).
+    redis_cluster: bool = False
     active_days: int = 7
     fanout_chunk_size: int = 1_000
     # Follower ids read per keyset page while a fan-out head job plans its chunks.
@@ -75,7 +82,9 @@ class Settings:
             raw = env.get(field.name.upper())
             if raw is None:
                 continue
-            if field.type in ("int", int) or (field.type == "int | None" and raw):
+            if field.type in ("bool", bool):
+                values[field.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif field.type in ("int", int) or (field.type == "int | None" and raw):
                 try:
                     values[field.name] = int(raw)
                 except ValueError as exc:

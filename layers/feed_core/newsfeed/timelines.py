@@ -4,7 +4,8 @@ Keys (the braces are literal Redis Cluster hash tags, so a list and its metadata
 and one Lua script can update both atomically):
   tl:{user}     home timeline ZSET: member = zero-padded 19-digit post id, score = the id as a
                 double. Doubles round 64-bit ids, but ties sort by member and members are
-                fixed-width, so ZSET order is exactly id order. Capped at TIMELINE_MAX_LEN.
+                fixed-width, so ZSET order is exactly id order. Capped at TIMELINE_MAX_LEN,
+                lazily on fan-out: trimmed back to the cap once it exceeds cap + trim slack.
   tlm:{user}    timeline metadata HASH: state (building|ready), built_at (ms), h (horizon).
   ap:{author}   the author's recent post ids, same encoding and cap.
   apm:{author}  the author list's metadata, same fields.
@@ -39,6 +40,11 @@ READY = "ready"
 BUILDING = "building"
 BACKFILL_TRACKING_TTL_SECONDS = 86_400
 _ZADD_BATCH = 500  # members per ZADD inside Lua (keeps unpack() far below its stack limit)
+# Redis's zset-max-listpack-entries (docs/design.md): a timeline stays a compact listpack only
+# while it holds at most this many entries, so TIMELINE_MAX_LEN + trim slack must not exceed it.
+LISTPACK_MAX_ENTRIES = 1024
+# Timelines per fan-out script call (non-cluster mode): 2 keys each in KEYS.
+PUSH_BATCH = 250
 
 
 def timeline_key(user_id: int) -> str:
@@ -66,6 +72,7 @@ def backfill_key(author_id: int, job_id: str) -> str:
 
 
 # KEYS: list, meta. ARGV: max_len, min_horizon|'', require_meta '1'|'0', state|'', built_at, ids...
+# Trims exactly to max_len (rebuilds and author lists; fan-out uses _PUSH_MANY_LUA).
 _MERGE_LUA = """
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local n = #ARGV
@@ -83,16 +90,56 @@ while i <= n do
 end
 local maxlen = tonumber(ARGV[1])
 local h = redis.call('HGET', KEYS[2], 'h') or ''
+local h0 = h
 if ARGV[2] ~= '' and ARGV[2] > h then h = ARGV[2] end
 if redis.call('ZCARD', KEYS[1]) > maxlen then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(maxlen + 1))
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
   if oldest and oldest > h then h = oldest end
 end
-if h ~= '' then redis.call('HSET', KEYS[2], 'h', h) end
+if h ~= h0 then redis.call('HSET', KEYS[2], 'h', h) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'state', ARGV[4], 'built_at', ARGV[5]) end
 return 1
 """.replace("ZADD_BATCH", str(_ZADD_BATCH))
+
+# Fan-out write into one or many timelines in one call (many: single Redis only, the keys of
+# different users span slots; cluster mode calls it with one timeline's two keys).
+# KEYS: list1, meta1, list2, meta2, ... ARGV: max_len, trim_at, min_horizon|'', ids...
+# Per timeline, exactly _MERGE_LUA with require_meta '1' and no state: skipped unless its
+# metadata exists; ZADD; lazy trim back to max_len above trim_at, the horizon rising to the
+# oldest kept entry; the horizon written only when it changes. Returns how many were written.
+_PUSH_MANY_LUA = """
+local maxlen = tonumber(ARGV[1])
+local trim_at = tonumber(ARGV[2])
+local minh = ARGV[3]
+local n = #ARGV
+local args = {}
+for j = 4, n do
+  args[#args + 1] = ARGV[j]
+  args[#args + 1] = ARGV[j]
+end
+local written = 0
+for k = 1, #KEYS, 2 do
+  local list, meta = KEYS[k], KEYS[k + 1]
+  if redis.call('EXISTS', meta) == 1 then
+    if #args > 0 then redis.call('ZADD', list, unpack(args)) end
+    local trim = redis.call('ZCARD', list) > trim_at
+    if trim or minh ~= '' then
+      local h = redis.call('HGET', meta, 'h') or ''
+      local h0 = h
+      if minh ~= '' and minh > h then h = minh end
+      if trim then
+        redis.call('ZREMRANGEBYRANK', list, 0, -(maxlen + 1))
+        local oldest = redis.call('ZRANGE', list, 0, 0)[1]
+        if oldest and oldest > h then h = oldest end
+      end
+      if h ~= h0 then redis.call('HSET', meta, 'h', h) end
+    end
+    written = written + 1
+  end
+end
+return written
+"""
 
 # KEYS: list, meta. ARGV: below|'' (exclusive), count. Returns {state, h, ids...}: up to `count`
 # members strictly below `below`, newest first. Scores are rounded ids, so members in the same
@@ -154,12 +201,31 @@ def _parse_read(raw: Sequence[str]) -> ListRead:
     return ListRead(raw[0], int(raw[1]) if raw[1] else 0, [int(m) for m in raw[2:]])
 
 
+def default_trim_slack(max_len: int) -> int:
+    """Lazy-trim slack when none is configured: 10% of the cap for caps of 100 and more (cap 800:
+    trim back to 800 once a timeline reaches 881), none for small caps, whose trim is cheap."""
+    return max_len // 10 if max_len >= 100 else 0
+
+
 class Timelines:
-    def __init__(self, client: redis.Redis, *, max_len: int, post_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        max_len: int,
+        post_ttl_seconds: int,
+        trim_slack: int | None = None,
+        cluster: bool = False,
+    ) -> None:
         self._r = client
         self.max_len = max_len
         self._post_ttl = post_ttl_seconds
+        slack = default_trim_slack(max_len) if trim_slack is None else trim_slack
+        # Keep cap + slack within the listpack limit (never below the cap itself).
+        self.trim_slack = max(0, min(slack, LISTPACK_MAX_ENTRIES - max_len))
+        self._cluster = cluster
         self._merge = client.register_script(_MERGE_LUA)
+        self._push_many = client.register_script(_PUSH_MANY_LUA)
         self._range = client.register_script(_RANGE_LUA)
         self._drop = client.register_script(_DROP_LUA)
 
@@ -200,15 +266,32 @@ class Timelines:
 
     def push(self, follower_ids: Iterable[int], post_ids: Sequence[int], horizon: int = 0) -> int:
         """Fan-out write: add posts to each follower's timeline that exists; returns how many
-        timelines were written. Idempotent (ZADD of a present member is a no-op)."""
-        args = self._merge_args(post_ids, horizon, True, "")
+        timelines were written. Idempotent (ZADD of a present member is a no-op).
+
+        Lazy trim: a timeline is trimmed back to `max_len` only once it holds more than
+        `max_len + trim_slack` entries (the horizon rises to the oldest kept entry then). Single
+        Redis: one script call per PUSH_BATCH timelines. Cluster (keys of different users live in
+        different slots): one call per timeline, pipelined."""
+        args = [
+            str(self.max_len),
+            str(self.max_len + self.trim_slack),
+            to_member(horizon) if horizon else "",
+            *(to_member(p) for p in post_ids),
+        ]
+        per_call = 1 if self._cluster else PUSH_BATCH
         pipe = self._r.pipeline(transaction=False)
-        count = 0
+        calls = 0
+        keys: list[str] = []
         for follower_id in follower_ids:
-            keys = [timeline_key(follower_id), timeline_meta_key(follower_id)]
-            self._merge(keys=keys, args=args, client=pipe)
-            count += 1
-        return sum(int(x) for x in pipe.execute()) if count else 0
+            keys += (timeline_key(follower_id), timeline_meta_key(follower_id))
+            if len(keys) >= 2 * per_call:
+                self._push_many(keys=keys, args=args, client=pipe)
+                calls += 1
+                keys = []
+        if keys:
+            self._push_many(keys=keys, args=args, client=pipe)
+            calls += 1
+        return sum(int(x) for x in pipe.execute()) if calls else 0
 
     def remove(self, follower_ids: Iterable[int], post_ids: Sequence[int]) -> None:
         """Remove posts from timelines (unfollow, block, retract). Missing keys are no-ops."""

@@ -1,0 +1,80 @@
+"""Fan-out writes into timelines: lazy trim with slack, horizon, batching across script calls,
+and the same results in cluster mode (one call per timeline) and single-Redis mode (batched)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from newsfeed.settings import Settings
+from newsfeed.timelines import (
+    LISTPACK_MAX_ENTRIES,
+    PUSH_BATCH,
+    Timelines,
+    timeline_key,
+    timeline_meta_key,
+)
+
+BASE = 10**17
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_lazy_trim_keeps_the_newest_and_raises_the_horizon(
+    redis_client: redis.Redis, clean_stores: None, cluster: bool
+) -> None:
+    t = Timelines(redis_client, max_len=10, post_ttl_seconds=60, trim_slack=3, cluster=cluster)
+    owners, stranger = [1, 2], 3
+    for u in owners:
+        redis_client.hset(timeline_meta_key(u), "state", "ready")
+    ids = [BASE + i for i in range(40)]
+    for n, post_id in enumerate(ids, start=1):
+        assert t.push([*owners, stranger], [post_id]) == 2
+        newest_first = ids[:n][::-1]
+        for u in owners:
+            held = t.timeline_ids(u)
+            assert held == newest_first[: len(held)]  # always the newest, contiguous
+            assert len(held) == n or 10 <= len(held) <= 13  # trimmed only above 10 + 3
+            horizon = redis_client.hget(timeline_meta_key(u), "h")
+            if len(held) < n:  # something was dropped: the horizon is the oldest kept entry
+                assert horizon is not None and int(horizon) == held[-1]
+            else:
+                assert horizon is None
+        assert not redis_client.exists(timeline_key(stranger))  # never created
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_push_horizon_argument_and_many_followers(
+    redis_client: redis.Redis, clean_stores: None, cluster: bool
+) -> None:
+    t = Timelines(redis_client, max_len=800, post_ttl_seconds=60, cluster=cluster)
+    redis_client.hset(timeline_meta_key(5), "state", "ready")
+    t.push([5], [BASE + 100, BASE + 101], horizon=BASE + 100)
+    assert int(redis_client.hget(timeline_meta_key(5), "h") or 0) == BASE + 100
+    t.push([5], [BASE + 102], horizon=BASE + 50)  # never lowered
+    assert int(redis_client.hget(timeline_meta_key(5), "h") or 0) == BASE + 100
+    followers = list(range(1_000, 1_000 + 2 * PUSH_BATCH + 7))  # spans three script calls
+    for u in followers[::2]:
+        redis_client.hset(timeline_meta_key(u), "state", "ready")
+    assert t.push(followers, [BASE + 7]) == len(followers[::2])
+    assert t.push(followers, [BASE + 7]) == len(followers[::2])  # idempotent
+    for u in followers:
+        assert t.timeline_ids(u) == ([BASE + 7] if u in followers[::2] else [])
+
+
+def test_trim_slack_defaults_and_listpack_bound(redis_client: redis.Redis) -> None:
+    def slack(max_len: int, configured: int | None = None) -> int:
+        return Timelines(
+            redis_client, max_len=max_len, post_ttl_seconds=1, trim_slack=configured
+        ).trim_slack
+
+    assert slack(800) == 80 and slack(50) == 0 and slack(800, 0) == 0
+    assert 1000 + slack(1000) == LISTPACK_MAX_ENTRIES  # clamped: timelines stay listpacks
+    assert slack(800, 500) == LISTPACK_MAX_ENTRIES - 800
+
+
+def test_settings_read_cluster_flag_and_slack() -> None:
+    assert Settings.from_env({}).redis_cluster is False
+    assert Settings.from_env({"REDIS_CLUSTER": "true"}).redis_cluster is True
+    assert Settings.from_env({"REDIS_CLUSTER": "0"}).redis_cluster is False
+    assert Settings.from_env({}).timeline_trim_slack is None
+    assert Settings.from_env({"TIMELINE_TRIM_SLACK": "40"}).timeline_trim_slack == 40
