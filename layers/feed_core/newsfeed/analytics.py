@@ -118,19 +118,35 @@ class RollupReport:
     days: int
     rows: int
     seconds: float
+    events_drained: int = 0
 
     def to_dict(self) -> dict[str, int | float]:
-        return {"hours": self.hours, "days": self.days, "rows": self.rows, "seconds": self.seconds}
+        return {
+            "hours": self.hours,
+            "days": self.days,
+            "rows": self.rows,
+            "seconds": self.seconds,
+            "events_drained": self.events_drained,
+        }
 
 
 class EngagementRollup:
-    def __init__(self, store: EngagementStore, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self,
+        store: EngagementStore,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        drain_buffer: Callable[[], int] | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
+        # Moves buffered events (impressions) into the store; runs before the window is read.
+        self._drain_buffer = drain_buffer
 
     def run(self, since: datetime | None = None) -> RollupReport:
         """Roll up what was stored since the watermark (or `since`, to redo a window)."""
         t0 = time.monotonic()
+        drained = self._drain_buffer() if self._drain_buffer is not None else 0
         started = self._clock()
         if since is None:
             mark = self._store.watermark()
@@ -143,7 +159,9 @@ class EngagementRollup:
         for day in days:
             rows += self.rollup_day(day)
         self._store.set_watermark(started)
-        return RollupReport(len(hours), len(days), rows, round(time.monotonic() - t0, 3))
+        return RollupReport(
+            len(hours), len(days), rows, round(time.monotonic() - t0, 3), events_drained=drained
+        )
 
     def rollup_hour(self, hour: datetime) -> int:
         counts = tally(self._store.event_groups(hour, hour + HOUR))

@@ -483,8 +483,18 @@ class FeedService:
                 }
                 for p in items
             ]
-            _safely("impression events", lambda: self._posts.record_events(events))
+            self._record_impressions(events)
         return FeedPage(items, next_cursor, partial)
+
+    def _record_impressions(self, events: list[dict[str, Any]]) -> None:
+        """Into the Redis buffer the roll-up drains (a MongoDB write here cost ~3 ms a read);
+        straight to MongoDB when Redis fails."""
+        for event in events:
+            event["event_id"] = uuid.uuid4().hex
+        try:
+            self._timelines.buffer_events(events)
+        except RedisError:
+            _safely("impression events", lambda: self._posts.record_events(events))
 
     def warm(self, reader_id: int, limit: int) -> bool:
         """Prewarm: rebuild the reader's timeline if it is missing and put the first page's
@@ -816,5 +826,7 @@ def build_services(
             page_size=settings.prewarm_page_size,
         ),
         cleanup=TimelineCleanup(graph, timelines, active_days=settings.active_days),
-        rollup=EngagementRollup(engagement),
+        rollup=EngagementRollup(
+            engagement, drain_buffer=lambda: timelines.drain_events(posts.record_events)
+        ),
     )

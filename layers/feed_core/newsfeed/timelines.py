@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .ids import to_member
@@ -65,6 +66,13 @@ def author_meta_key(author_id: int) -> str:
 
 def post_cache_key(post_id: int) -> str:
     return f"post:{{{post_id}}}"
+
+
+# Engagement events waiting for the roll-up (impressions: one per item of every feed page read,
+# too many to write to MongoDB on the read path). Same hash tag: the move script is atomic.
+ENGAGEMENT_BUFFER_KEY = "{engagement}:buffer"
+ENGAGEMENT_DRAINING_KEY = "{engagement}:draining"
+DRAIN_BATCH = 1000
 
 
 def backfill_key(author_id: int, job_id: str) -> str:
@@ -177,6 +185,18 @@ if built >= tonumber(ARGV[1]) then return 0 end
 return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
 """
 
+# Move up to ARGV[1] events from the buffer to the draining list, atomically, and return them.
+# What sits in the draining list was taken but maybe not stored yet; a later drain stores it
+# again (the store ignores events it already has), so a crash between the two loses nothing.
+_TAKE_EVENTS_LUA = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items > 0 then
+  redis.call('LTRIM', KEYS[1], #items, -1)
+  redis.call('RPUSH', KEYS[2], unpack(items))
+end
+return items
+"""
+
 _TIMELINE_META_PATTERN = "tlm:{*}"
 
 
@@ -199,6 +219,18 @@ def _now_ms() -> str:
 
 def _parse_read(raw: Sequence[str]) -> ListRead:
     return ListRead(raw[0], int(raw[1]) if raw[1] else 0, [int(m) for m in raw[2:]])
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot buffer {type(value).__name__}")
+
+
+def _event_from_json(raw: str | bytes) -> dict:
+    event = json.loads(raw)
+    event["at"] = datetime.fromisoformat(event["at"])
+    return event
 
 
 def default_trim_slack(max_len: int) -> int:
@@ -228,6 +260,7 @@ class Timelines:
         self._push_many = client.register_script(_PUSH_MANY_LUA)
         self._range = client.register_script(_RANGE_LUA)
         self._drop = client.register_script(_DROP_LUA)
+        self._take_events = client.register_script(_TAKE_EVENTS_LUA)
 
     # -- shared list operations ------------------------------------------------------------
 
@@ -420,6 +453,38 @@ class Timelines:
             n += 1
         if n:
             pipe.execute()
+
+    # -- engagement event buffer ------------------------------------------------------------
+
+    def buffer_events(self, events: Sequence[dict]) -> None:
+        """Append events (each with a unique `event_id`) for the roll-up to store later."""
+        if events:
+            self._r.rpush(
+                ENGAGEMENT_BUFFER_KEY,
+                *(json.dumps(e, separators=(",", ":"), default=_iso) for e in events),
+            )
+
+    def drain_events(self, store: Callable[[list[dict]], None], batch: int = DRAIN_BATCH) -> int:
+        """Hand every buffered event to `store` (which must ignore events it already has), in
+        batches; returns how many were handed over. Events left in the draining list by a
+        crashed drain go first."""
+        drained = 0
+        while True:
+            raw = self._r.lrange(ENGAGEMENT_DRAINING_KEY, 0, -1)
+            if not raw:
+                raw = self._take_events(
+                    keys=[ENGAGEMENT_BUFFER_KEY, ENGAGEMENT_DRAINING_KEY], args=[batch]
+                )
+            if not raw:
+                return drained
+            store([_event_from_json(r) for r in raw])
+            self._r.ltrim(ENGAGEMENT_DRAINING_KEY, len(raw), -1)
+            drained += len(raw)
+
+    def buffered_event_count(self) -> int:
+        return int(self._r.llen(ENGAGEMENT_BUFFER_KEY)) + int(
+            self._r.llen(ENGAGEMENT_DRAINING_KEY)
+        )
 
     # -- backfill tracking ---------------------------------------------------------------------
 

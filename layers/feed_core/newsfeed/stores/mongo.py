@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..ids import to_member
 from ..models import Media, Post
@@ -48,14 +49,25 @@ def pair_id(a: int, b: int) -> str:
 
 
 _EVENT_ID_FIELDS = ("actor_id", "post_id", "author_id")
+DUPLICATE_KEY = 11000
 
 
 def event_doc(event: dict[str, Any]) -> dict[str, Any]:
-    """An engagement event as stored: its id-valued fields as fixed-width strings."""
-    return {
+    """An engagement event as stored: its id-valued fields as fixed-width strings.
+
+    A buffered event carries `event_id` (32 hex digits) and `at`: its `_id` is then an ObjectId
+    made of `at`'s seconds and the id's first 8 bytes, the same on every attempt, so storing a
+    batch twice stores each event once (and ObjectId time order still follows `at`).
+    """
+    doc = {
         k: doc_id(v) if k in _EVENT_ID_FIELDS and isinstance(v, int) else v
         for k, v in event.items()
+        if k != "event_id"
     }
+    if "event_id" in event:
+        seconds = int(event["at"].timestamp())
+        doc["_id"] = ObjectId(seconds.to_bytes(4, "big") + bytes.fromhex(event["event_id"])[:8])
+    return doc
 
 
 def post_doc(post: Post) -> dict[str, Any]:
@@ -230,5 +242,12 @@ class MongoPostStore:
         return self._likes.find_one({"_id": pair_id(post_id, user_id)}, {"_id": 1}) is not None
 
     def record_events(self, events: list[dict[str, Any]]) -> None:
-        if events:
+        """Store events; an event whose `_id` is already stored (a retried batch) is skipped."""
+        if not events:
+            return
+        try:
             self._events.insert_many([event_doc(e) for e in events], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
