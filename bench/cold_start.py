@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stores import ROOT, settings_env
-from newsfeed.settings import Settings
+from feed_wiring.settings import Settings
 
 PROBE = ROOT / "bench" / "coldstart_probe.py"
 FUNCTIONS = ("feed", "posts", "social", "fanout")

@@ -19,10 +19,9 @@ from typing import Any
 from bench.stats import dist
 from bench.stores import Stores, load_function, settings_env
 from bench.workload import Graph
-from newsfeed.services import build_services
-from newsfeed.stores.mongo import MongoPostStore
-from newsfeed.stores.postgres import PostgresGraphStore
-from newsfeed.timelines import timeline_key
+from feed_adapters.mongo.post_store import MongoPostStore
+from feed_adapters.postgres.graph_store import PostgresGraphStore
+from feed_wiring.root import build_services
 
 
 def run(
@@ -117,10 +116,9 @@ def run(
             lag = time.perf_counter() - t0
             # Outside the timing: every follower has it.
             followers = graph.follower[graph.followee == author].tolist()
-            pipe = stores.redis.pipeline(transaction=False)
-            for f in followers:
-                pipe.zscore(timeline_key(graph.uid(f)), f"{post.id:019d}")
-            visible = sum(1 for x in pipe.execute() if x is not None)
+            visible = stores.services.timelines.count_holding(
+                [graph.uid(f) for f in followers], post.id
+            )
             rows.append(
                 {
                     "followers": tier,

@@ -14,7 +14,6 @@ from typing import Any
 from bench.stats import redis_benchmark_zadd
 from bench.stores import Stores
 from bench.workload import Graph
-from newsfeed.timelines import timeline_key
 
 
 def _evalsha_stats(client: Any) -> tuple[int, int]:
@@ -46,21 +45,19 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
                 assert len(head) == 1 and head[0]["kind"] == "fanout", head
                 jobs = 0
                 t0 = time.perf_counter()
-                fanout.handle(head[0])
+                fanout.handle_message(head[0])
                 jobs += 1
                 head_s = time.perf_counter() - t0
                 while stores.queue.jobs:  # chunk jobs, run by the same single worker
                     for job in stores.queue.drain():
-                        fanout.handle(job)
+                        fanout.handle_message(job)
                         jobs += 1
                 elapsed = time.perf_counter() - t0
                 # Count the timelines that got it (outside the timing).
-                pipe = stores.redis.pipeline(transaction=False)
-                followers = graph.follower[graph.followee == author]
-                member = f"{post.id:019d}"
-                for f in followers.tolist():
-                    pipe.zscore(timeline_key(graph.uid(f)), member)
-                inserts = sum(1 for x in pipe.execute() if x is not None)
+                followers = graph.follower[graph.followee == author].tolist()
+                inserts = stores.services.timelines.count_holding(
+                    [graph.uid(f) for f in followers], post.id
+                )
                 per_post.append(
                     {
                         "followers": tier,

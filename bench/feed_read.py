@@ -1,7 +1,7 @@
 """2. Home feed read latency, warm, in-process, real stores, first page of 20, per reader mix
 (0/5/20 celebrities x 50/500 pushed authors), at two levels:
 
-- domain: `FeedService.home_feed(reader, None, 20)`;
+- domain: `HomeFeed.home_feed(reader, None, 20)` (services.feed);
 - handler: the `feed` function's Lambda handler (functions/feed/app.py) with an API Gateway HTTP
   API event carrying a bearer JWT (auth check, profile lookup, FastAPI, Mangum, Powertools; tracing
   disabled, as there is no X-Ray daemon here).
@@ -27,7 +27,7 @@ from typing import Any
 from bench.stats import dist, timed_calls
 from bench.stores import ROOT, Stores, load_function, load_path, settings_env
 from bench.workload import Graph, subject_of
-from newsfeed.feed_merge import merge_newest_first, stream_from_fetch
+from newsfeed.feed.merge import merge_newest_first, stream_from_fetch
 
 LIMIT = 20
 
@@ -37,7 +37,7 @@ def _group_name(c: int, p: int) -> str:
 
 
 def pull_only_redis(stores: Stores, reader_uid: int) -> list[int]:
-    graph = stores.services.feed._graph.reader_graph(reader_uid, stores.settings.active_days)
+    graph = stores.graph.reader_graph(reader_uid, stores.settings.active_days)
     assert graph is not None
     timelines = stores.services.timelines
     authors = sorted(graph.visible_authors())
@@ -50,9 +50,9 @@ def pull_only_redis(stores: Stores, reader_uid: int) -> list[int]:
 
 
 def pull_only_mongo(stores: Stores, reader_uid: int) -> list[int]:
-    graph = stores.services.feed._graph.reader_graph(reader_uid, stores.settings.active_days)
+    graph = stores.graph.reader_graph(reader_uid, stores.settings.active_days)
     assert graph is not None
-    posts_store = stores.services.feed._posts
+    posts_store = stores.posts
     fetch = LIMIT + 10
     streams = [
         stream_from_fetch(posts_store.author_post_ids(a, None, fetch), fetch, 0)
@@ -100,7 +100,7 @@ def run(
     for (c, p), readers in graph.readers.items():
         uids = [graph.uid(r) for r in readers]
         tokens = {u: token_for(u) for u in uids}
-        # Warm-up: builds each reader's timeline (FeedService rebuild path), warms the handler.
+        # Warm-up: builds each reader's timeline (the read path's rebuild), warms the handler.
         t_build = []
         for u in uids:
             t0 = time.perf_counter()

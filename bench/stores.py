@@ -22,12 +22,13 @@ for _p in (ROOT / "layers" / "feed_core", ROOT / "infra"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from newsfeed.services import Services, build_services  # noqa: E402
-from newsfeed.settings import Settings  # noqa: E402
-from newsfeed.stores.inline_queue import RecordingFanoutQueue  # noqa: E402
-from newsfeed.stores.mongo import MongoPostStore, ensure_indexes, make_database  # noqa: E402
-from newsfeed.stores.postgres import PostgresGraphStore, make_pool  # noqa: E402
-from newsfeed.stores.redis_store import make_redis  # noqa: E402
+from feed_adapters.mongo.database import ensure_indexes, make_database  # noqa: E402
+from feed_adapters.mongo.post_store import MongoPostStore  # noqa: E402
+from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool  # noqa: E402
+from feed_adapters.redis.client import make_redis  # noqa: E402
+from feed_wiring.root import Services, build_services  # noqa: E402
+from feed_wiring.settings import Settings  # noqa: E402
+from tests.fakes.queues import RecordingFanoutQueue  # noqa: E402
 
 BENCH_DBS = {
     "full": {"POSTGRES_DB": "feed_bench", "MONGODB_DB": "feed_bench", "REDIS_DB": "14"},
@@ -81,6 +82,8 @@ class Stores:
     redis: Any
     queue: RecordingFanoutQueue
     services: Services
+    graph: PostgresGraphStore  # the adapters the services run on, for the pull baselines
+    posts: MongoPostStore
 
     def close(self) -> None:
         self.pool.close()
@@ -94,19 +97,14 @@ def prepare(settings: Settings) -> Stores:
     init_db = load_path("bench_init_db", ROOT / "infra" / "init_db.py")
     init_db.ensure_database(settings)
     init_db.apply_postgres_migrations(settings.postgres_dsn)
-    db = make_database(settings)
+    db = make_database(settings.mongodb_url, settings.mongodb_db)
     for name in COLLECTIONS:
         db.drop_collection(name)
     ensure_indexes(db)
-    client = make_redis(settings)
+    client = make_redis(settings.redis_host, settings.redis_port, settings.redis_db)
     client.flushdb()
-    pool = make_pool(settings, min_size=1, max_size=4)
+    pool = make_pool(settings.postgres_dsn, min_size=1, max_size=4)
     queue = RecordingFanoutQueue()
-    services = build_services(
-        settings,
-        graph=PostgresGraphStore(pool),
-        posts=MongoPostStore(db),
-        redis_client=client,
-        queue=queue,
-    )
-    return Stores(settings, pool, db, client, queue, services)
+    graph, posts = PostgresGraphStore(pool), MongoPostStore(db)
+    services = build_services(settings, graph=graph, posts=posts, redis_client=client, queue=queue)
+    return Stores(settings, pool, db, client, queue, services, graph, posts)

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from newsfeed.ids import EPOCH_MS, TIME_SHIFT, to_member
-from newsfeed.models import Post
-from newsfeed.stores.mongo import post_doc
-from newsfeed.timelines import READY, Timelines, timeline_key, timeline_meta_key
+from feed_adapters.mongo.documents import post_doc
+from feed_adapters.redis.timeline_store import RedisTimelineStore
+from newsfeed.ids import EPOCH_MS, TIME_SHIFT
+from newsfeed.model import Post
 
 USER_ID_BASE = 100_000_000_000_000_000  # 18 digits, like a 2025-era snowflake
 INACTIVE_DAYS_AGO = 30
@@ -329,9 +329,9 @@ def load_mongo(posts: dict[int, list[Post]], db: Any, batch: int = 2_000) -> dic
 
 
 def load_author_lists(
-    graph: Graph, posts: dict[int, list[Post]], timelines: Timelines
+    graph: Graph, posts: dict[int, list[Post]], timelines: RedisTimelineStore
 ) -> dict[str, float]:
-    """`ap:`/`apm:` lists (ready, complete) and the post cache, through the domain's Timelines."""
+    """`ap:`/`apm:` lists (ready, complete) and the post cache, through the timeline store."""
     t0 = time.perf_counter()
     for author, ps in posts.items():
         timelines.commit_author_posts(graph.uid(author), [p.id for p in ps], 0)
@@ -344,16 +344,14 @@ def load_author_lists(
 def load_timelines(
     graph: Graph, redis_client: Any, max_len: int, owners_max: int
 ) -> dict[str, Any]:
-    """Home timelines of `timeline_fill` entries (members and scores exactly as the domain writes
-    them) with metadata marked ready, horizon at the oldest entry (a capped list is complete only
-    down to there). Owners: every follower of a benchmark author, then other active non-readers
-    up to `owners_max`. Readers get none: their first read builds it through FeedService.
+    """Home timelines of `timeline_fill` entries with metadata marked ready, horizon at the
+    oldest entry (a capped list is complete only down to there), through the timeline store's
+    bulk load. Owners: every follower of a benchmark author, then other active non-readers up
+    to `owners_max`. Readers get none: their first read builds it through the read path.
 
-    Fast path: ZADD (in descending order, the cheapest for a listpack) builds up to 200
-    distinct timelines, then DUMP/RESTORE copies them to the other owners in pipelines: building
-    each 800-entry listpack by ZADD costs the server about 5 ms, RESTORE a memcpy. Owners share
-    those 200 contents (same sizes and encodings as unique ones). Returns the entry count and
-    INFO memory before and after (the memory benchmark)."""
+    The bulk load builds up to 200 distinct timelines and copies them to the other owners
+    (same sizes and encodings as unique ones). Returns the entry count and INFO memory before
+    and after (the memory benchmark)."""
     import redis
 
     spec = graph.spec
@@ -361,9 +359,7 @@ def load_timelines(
     rng = random.Random(spec.seed + 2)
     now_ms = int(time.time() * 1000) - 3_600_000
     span = 7 * 86_400_000
-    pool = sorted(
-        to_member(_post_id(now_ms - rng.randrange(span), i)) for i in range(spec.timeline_id_pool)
-    )
+    pool = [_post_id(now_ms - rng.randrange(span), i) for i in range(spec.timeline_id_pool)]
     readers = {r for rs in graph.readers.values() for r in rs}
     must = {
         int(f)
@@ -378,38 +374,18 @@ def load_timelines(
     ]
     owners = sorted(must) + others[: max(0, owners_max - len(must))]
     kw = redis_client.connection_pool.connection_kwargs
+    # A client of its own with a long timeout: one bulk pipeline keeps the server busy for
+    # seconds, beyond the application client's fail-fast timeout.
     raw = redis.Redis(host=kw["host"], port=kw["port"], db=kw["db"], socket_timeout=30)
+    store = RedisTimelineStore(raw, max_len=max_len, post_ttl_seconds=60)
     raw.execute_command("MEMORY", "PURGE")
     before = int(raw.info("memory")["used_memory"])
     t0 = time.perf_counter()
-    built_at = str(int(time.time() * 1000))
-    n_templates = min(200, len(owners))
-    pipe = raw.pipeline(transaction=False)
-    horizons = []
-    for owner in owners[:n_templates]:
-        members = sorted(rng.sample(pool, fill), reverse=True)
-        horizons.append(members[-1])
-        flat = [x for m in members for x in (m, m)]  # score = member string, as the Lua merge
-        pipe.execute_command("ZADD", timeline_key(graph.uid(owner)), *flat)
-    pipe.execute()
-    for owner in owners[:n_templates]:
-        pipe.dump(timeline_key(graph.uid(owner)))
-    dumps = pipe.execute()
-    for n, owner in enumerate(owners, 1):
-        uid = graph.uid(owner)
-        t = (n - 1) % n_templates
-        if n > n_templates:
-            pipe.restore(timeline_key(uid), 0, dumps[t], replace=True)
-        pipe.hset(
-            timeline_meta_key(uid),
-            mapping={"state": READY, "built_at": built_at, "h": horizons[t]},
-        )
-        if n % 200 == 0:
-            pipe.execute()
-    pipe.execute()
+    contents = [rng.sample(pool, fill) for _ in range(min(200, len(owners)))]
+    store.seed_timelines([graph.uid(o) for o in owners], contents)
     elapsed = time.perf_counter() - t0
     after = int(raw.info("memory")["used_memory"])
-    sample = timeline_key(graph.uid(owners[-1]))
+    sample = store.timeline_footprint(graph.uid(owners[-1]))
     out = {
         "timelines": len(owners),
         "entries_per_timeline": fill,
@@ -418,11 +394,9 @@ def load_timelines(
         "used_memory_after": after,
         "load_s": round(elapsed, 2),
         "entries_per_s": round(len(owners) * fill / elapsed),
-        "sample_encoding": raw.object("encoding", sample).decode(),
-        "sample_memory_usage_bytes": int(raw.memory_usage(sample, samples=0)),
-        "sample_meta_memory_usage_bytes": int(
-            raw.memory_usage(timeline_meta_key(graph.uid(owners[-1])), samples=0)
-        ),
+        "sample_encoding": sample["encoding"],
+        "sample_memory_usage_bytes": sample["list_bytes"],
+        "sample_meta_memory_usage_bytes": sample["meta_bytes"],
         "zset_max_listpack_entries": str(
             next(iter(raw.config_get("zset-max-listpack-entries").values()), "?")
         ),

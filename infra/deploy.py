@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
 sys.path.insert(0, str(ROOT / "infra"))
 
-from newsfeed.settings import Settings  # noqa: E402
+from feed_wiring.settings import Settings  # noqa: E402
 
 SAM_VERSION = "1.170.0"
 TOOLS_DIR = Path(os.environ.get("FEED_TOOLS_DIR", Path.home() / ".cache" / "feedplatform"))

@@ -27,9 +27,9 @@ from fastapi import FastAPI  # noqa: E402  (after the path setup)
 from mint_token import DEFAULT_KEYS_DIR, ensure_keypair, jwks_document  # noqa: E402
 
 from feed_api.app import create_app  # noqa: E402
-from feed_api.container import Services, lazy_services  # noqa: E402
 from feed_api.routers import feed, posts, users  # noqa: E402
-from newsfeed.settings import Settings  # noqa: E402
+from feed_wiring.root import Services, lazy_services  # noqa: E402
+from feed_wiring.settings import Settings  # noqa: E402
 
 DEFAULT_PORT = 8000
 

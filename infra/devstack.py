@@ -37,7 +37,7 @@ from urllib.request import urlopen
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
 
-from newsfeed.settings import Settings  # noqa: E402  (path set just above)
+from feed_wiring.settings import Settings  # noqa: E402  (path set just above)
 
 FERRETDB_VERSION = "v1.24.2"
 MINISTACK_VERSION = "1.5.33"

@@ -23,7 +23,7 @@ OPENAPI_FILE = ROOT / "docs" / "openapi.json"
 def current_openapi() -> str:
     from feed_api.app import create_app
     from feed_api.routers import feed, posts, users
-    from newsfeed.settings import Settings
+    from feed_wiring.settings import Settings
 
     def no_services():  # the document needs no store
         raise RuntimeError("not used to build the OpenAPI document")

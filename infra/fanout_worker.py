@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "infra"))
 
 from local_queues import ensure_fanout_queues, sqs_client  # noqa: E402
 
-from newsfeed.settings import Settings  # noqa: E402
+from feed_wiring.settings import Settings  # noqa: E402
 
 BATCH_SIZE = 10
 

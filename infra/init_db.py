@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from newsfeed.settings import Settings  # noqa: E402
+from feed_wiring.settings import Settings  # noqa: E402
 
 MIGRATIONS_DIR = ROOT / "infra" / "migrations" / "postgres"
 # Any constant works; it serialises concurrent init runs (two deploys, parallel test sessions).
@@ -88,7 +88,7 @@ def apply_postgres_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -
 def ensure_mongo(settings: Settings) -> None:
     from pymongo import MongoClient
 
-    from newsfeed.stores.mongo import ensure_indexes
+    from feed_adapters.mongo.database import ensure_indexes
 
     client: MongoClient = MongoClient(settings.mongodb_url, serverSelectionTimeoutMS=5000)
     try:

@@ -6,9 +6,9 @@
 
 What `sam local invoke` does on a machine with Docker, without a container: the function's
 folder and the layer's source go on `sys.path` (in that order, as in Lambda), the settings come
-from the environment like `make up`'s (local stores; fan-out runs in-process unless
-FANOUT_QUEUE_URL is set), and the handler gets the event and a Lambda-like context. Logs go to
-stderr, the response to stdout as JSON.
+from the environment like `make up`'s (local stores; fan-out jobs go to FANOUT_QUEUE_URL, or
+to the emulator's `feed-fanout` queue, which `make up`'s worker consumes), and the handler
+gets the event and a Lambda-like context. Logs go to stderr, the response to stdout as JSON.
 
 HTTP events carry `Authorization: Bearer {{token}}`: the placeholder is replaced by a token
 minted with the local key for the event's `sub` claim (requestContext.authorizer.jwt.claims),
@@ -35,7 +35,7 @@ TOKEN_PLACEHOLDER = "{{token}}"
 sys.path.insert(0, str(LAYER))
 sys.path.insert(0, str(ROOT / "infra"))
 
-from newsfeed.settings import Settings  # noqa: E402
+from feed_wiring.settings import Settings  # noqa: E402
 
 
 class LocalContext:
@@ -74,6 +74,10 @@ def local_environment(function: str) -> dict[str, str]:
     settings = Settings.from_env(os.environ)
     if not (settings.jwt_jwks_url or settings.jwt_public_key_file):
         env["JWT_PUBLIC_KEY_FILE"] = str(ensure_keypair().public_pem)
+    if not settings.fanout_queue_url:
+        from local_queues import ensure_fanout_queues
+
+        env["FANOUT_QUEUE_URL"], _ = ensure_fanout_queues(settings)
     return env
 
 

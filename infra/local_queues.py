@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
 
-from newsfeed.settings import Settings  # noqa: E402
+from feed_wiring.settings import Settings  # noqa: E402
 
 VISIBILITY_TIMEOUT_SECONDS = 30
 MAX_RECEIVE_COUNT = 3

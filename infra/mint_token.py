@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "layers" / "feed_core"))
 
-from newsfeed.settings import Settings  # noqa: E402  (needs the path above)
+from feed_wiring.settings import Settings  # noqa: E402  (needs the path above)
 
 DEFAULT_KEYS_DIR = REPO / ".state" / "keys"
 DEFAULT_TTL_SECONDS = 3600

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from newsfeed.settings import Settings
+from feed_wiring.settings import Settings
 
 TEST_ENV_DEFAULTS = {
     "POSTGRES_DB": "feed_test",

@@ -5,9 +5,9 @@ Drops the Redis timelines of users inactive beyond ACTIVE_DAYS; their next read 
 
 import os
 
-from feed_api.container import get_services
-from feed_api.lambda_entry import scheduled_handler
-from newsfeed.settings import Settings
+from feed_lambda.handlers import scheduled_handler
+from feed_wiring.root import get_services
+from feed_wiring.settings import Settings
 
 settings = Settings.from_env(os.environ)
 handler = scheduled_handler("cleanup", lambda event: get_services(settings).cleanup.run())

@@ -6,9 +6,9 @@ miss Redis; returns and logs how many it checked and warmed and how long it took
 
 import os
 
-from feed_api.container import get_services
-from feed_api.lambda_entry import scheduled_handler
-from newsfeed.settings import Settings
+from feed_lambda.handlers import scheduled_handler
+from feed_wiring.root import get_services
+from feed_wiring.settings import Settings
 
 settings = Settings.from_env(os.environ)
 handler = scheduled_handler("prewarm", lambda event: get_services(settings).prewarm.run())

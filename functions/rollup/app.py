@@ -9,10 +9,10 @@ import os
 from datetime import datetime
 from typing import Any
 
-from feed_api.container import get_services
-from feed_api.lambda_entry import scheduled_handler
-from newsfeed.analytics import RollupReport
-from newsfeed.settings import Settings
+from feed_lambda.handlers import scheduled_handler
+from feed_wiring.root import get_services
+from feed_wiring.settings import Settings
+from newsfeed.jobs.rollup import RollupReport
 
 settings = Settings.from_env(os.environ)
 

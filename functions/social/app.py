@@ -3,10 +3,10 @@
 import os
 
 from feed_api.app import create_app
-from feed_api.container import lazy_services
-from feed_api.lambda_entry import http_handler
 from feed_api.routers import users
-from newsfeed.settings import Settings
+from feed_lambda.handlers import http_handler
+from feed_wiring.root import lazy_services
+from feed_wiring.settings import Settings
 
 settings = Settings.from_env(os.environ)
 app = create_app(settings, lazy_services(settings), [users.router], title="Feed API: social")

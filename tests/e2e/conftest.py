@@ -22,7 +22,7 @@ import httpx
 import pytest
 import redis
 
-from newsfeed.settings import Settings
+from feed_wiring.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra"))
@@ -56,9 +56,9 @@ def e2e_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def e2e_redis(e2e_settings: Settings) -> Iterator[redis.Redis]:
-    from newsfeed.stores.redis_store import make_redis
+    from feed_adapters.redis.client import make_redis
 
-    client = make_redis(e2e_settings)
+    client = make_redis(e2e_settings.redis_host, e2e_settings.redis_port, e2e_settings.redis_db)
     yield client
     client.close()
 

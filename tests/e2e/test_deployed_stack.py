@@ -9,8 +9,8 @@ import time
 import pytest
 from conftest import wait_for
 
+from feed_adapters.redis.keys import timeline_key, timeline_meta_key
 from newsfeed.ids import to_member
-from newsfeed.timelines import timeline_key, timeline_meta_key
 
 pytestmark = pytest.mark.e2e
 

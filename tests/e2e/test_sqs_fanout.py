@@ -68,7 +68,7 @@ def fanout_handler(settings, queue, monkeypatch) -> ModuleType:
 
 @pytest.fixture
 def services(settings, queue):
-    from newsfeed.services import build_services
+    from feed_wiring.root import build_services
 
     _, url, _, _ = queue
     return build_services(dataclasses.replace(settings, fanout_queue_url=url, fanout_chunk_size=2))
@@ -87,7 +87,7 @@ def drain(queue, handler, rounds: int = 20) -> int:
 
 def make_user(services, prefix: str) -> int:
     handle = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    return services.users.create_profile(f"e2e|{handle}", handle, prefix).id
+    return services.profiles.create_profile(f"e2e|{handle}", handle, prefix).id
 
 
 def feed_ids(services, reader: int) -> list[int]:
@@ -98,7 +98,7 @@ def test_post_reaches_every_follower_through_sqs_chunks(services, queue, fanout_
     author = make_user(services, "author")
     followers = [make_user(services, "fan") for _ in range(5)]
     for f in followers:
-        services.users.follow(f, author)
+        services.social.follow(f, author)
         feed_ids(services, f)  # an active reader with a built timeline
 
     post = services.posts.create(author, "through the emulator's queue").id
@@ -119,7 +119,7 @@ def test_poison_message_goes_to_dlq_and_spares_the_rest_of_its_batch(
     sqs, url, dlq, _ = queue
     author = make_user(services, "author")
     fan = make_user(services, "fan")
-    services.users.follow(fan, author)
+    services.social.follow(fan, author)
     feed_ids(services, fan)
     sqs.send_message(QueueUrl=url, MessageBody="this is not a fan-out job")
     post = services.posts.create(author, "sent beside a poison message").id

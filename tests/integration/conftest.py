@@ -16,13 +16,14 @@ import pytest
 import redis
 from feed_env import FeedEnv
 
-from newsfeed.services import build_services
-from newsfeed.settings import Settings
-from newsfeed.stores.engagement_mongo import MongoEngagementStore
-from newsfeed.stores.inline_queue import InlineFanoutQueue, RecordingFanoutQueue
-from newsfeed.stores.mongo import MongoPostStore, ensure_indexes, make_database
-from newsfeed.stores.postgres import PostgresGraphStore, make_pool
-from newsfeed.stores.redis_store import make_redis
+from feed_adapters.mongo.database import ensure_indexes, make_database
+from feed_adapters.mongo.engagement_store import MongoEngagementStore
+from feed_adapters.mongo.post_store import MongoPostStore
+from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
+from feed_adapters.redis.client import make_redis
+from feed_wiring.root import build_services
+from feed_wiring.settings import Settings
+from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("follows", "blocks", "mutes", "users")
@@ -50,14 +51,14 @@ def pg_pool(settings: Settings) -> Iterator[Any]:
     init_db = _load_init_db()
     init_db.ensure_database(settings)
     init_db.apply_postgres_migrations(settings.postgres_dsn)
-    pool = make_pool(settings, min_size=1, max_size=4)
+    pool = make_pool(settings.postgres_dsn, min_size=1, max_size=4)
     yield pool
     pool.close()
 
 
 @pytest.fixture(scope="session")
 def mongo_db(settings: Settings) -> Iterator[Any]:
-    db = make_database(settings)
+    db = make_database(settings.mongodb_url, settings.mongodb_db)
     ensure_indexes(db)
     yield db
     db.client.close()
@@ -65,7 +66,7 @@ def mongo_db(settings: Settings) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def redis_client(settings: Settings) -> Iterator[redis.Redis]:
-    client = make_redis(settings)
+    client = make_redis(settings.redis_host, settings.redis_port, settings.redis_db)
     yield client
     client.close()
 
@@ -100,7 +101,7 @@ def make_env(
             engagement=MongoEngagementStore(mongo_db),
         )
         if not recording:
-            queue.bind(services.fanout.handle)
+            queue.bind(services.fanout.handle_message)
         return FeedEnv(
             test_settings, services, queue, graph, posts, redis_client, pg_pool, mongo_db
         )

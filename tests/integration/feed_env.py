@@ -10,11 +10,12 @@ from typing import Any
 
 import redis
 
-from newsfeed.services import Services
-from newsfeed.settings import Settings
-from newsfeed.stores.inline_queue import InlineFanoutQueue, RecordingFanoutQueue
-from newsfeed.stores.mongo import MongoPostStore
-from newsfeed.stores.postgres import PostgresGraphStore
+from feed_adapters.mongo.engagement_store import MongoEngagementStore
+from feed_adapters.mongo.post_store import MongoPostStore
+from feed_adapters.postgres.graph_store import PostgresGraphStore
+from feed_wiring.root import Services
+from feed_wiring.settings import Settings
+from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
 
 
 @dataclass
@@ -31,10 +32,15 @@ class FeedEnv:
     db: Any
     _handles: Iterator[int] = dataclasses.field(default_factory=itertools.count)
 
+    @property
+    def events(self) -> MongoEngagementStore:
+        """The engagement store (owner of `engagement_events`), on the same database."""
+        return MongoEngagementStore(self.db)
+
     def user(self, handle: str | None = None) -> int:
         n = next(self._handles)
         handle = handle or f"user_{n}"
-        return self.services.users.create_profile(f"sub|{handle}", handle, handle.title()).id
+        return self.services.profiles.create_profile(f"sub|{handle}", handle, handle.title()).id
 
     def post(self, author_id: int, text: str | None = None) -> int:
         return self.services.posts.create(author_id, text or f"post by {author_id}").id
@@ -73,7 +79,7 @@ class FeedEnv:
         while self.queue.jobs:
             for job in self.queue.drain():
                 for _ in range(times):
-                    self.services.fanout.handle(job)
+                    self.services.fanout.handle_message(job)
                 ran.append(job)
         return ran
 
@@ -81,7 +87,7 @@ class FeedEnv:
         return self.services.timelines.timeline_ids(user_id)
 
     def mode(self, user_id: int) -> str:
-        return self.services.users.get(user_id).fanout_mode
+        return self.services.profiles.get(user_id).fanout_mode
 
     def reset(self) -> None:
         """Empty every store (for property tests that run many examples in one test)."""

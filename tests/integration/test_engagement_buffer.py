@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from feed_env import FeedEnv
 
-from newsfeed.timelines import ENGAGEMENT_BUFFER_KEY, ENGAGEMENT_DRAINING_KEY
+from feed_adapters.redis.keys import ENGAGEMENT_BUFFER_KEY, ENGAGEMENT_DRAINING_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ def stored_impressions(env: FeedEnv) -> int:
 
 def test_feed_reads_buffer_impressions_and_the_rollup_stores_them(env: FeedEnv) -> None:
     author, fan = env.user(), env.user()
-    env.services.users.follow(fan, author)
+    env.services.social.follow(fan, author)
     posts = [env.post(author) for _ in range(3)]
     assert env.feed(fan) == posts[::-1]
     # Nothing written to MongoDB by the read itself.
@@ -35,14 +35,14 @@ def test_feed_reads_buffer_impressions_and_the_rollup_stores_them(env: FeedEnv) 
 
 def test_a_drain_that_fails_midway_loses_and_duplicates_nothing(env: FeedEnv) -> None:
     author, fan = env.user(), env.user()
-    env.services.users.follow(fan, author)
+    env.services.social.follow(fan, author)
     for _ in range(5):
         env.post(author)
     env.feed(fan, limit=5)
     timelines = env.services.timelines
 
     def store_then_crash(events: list[dict]) -> None:
-        env.posts.record_events(events)  # stored, but the drain dies before confirming
+        env.events.record_events(events)  # stored, but the drain dies before confirming
         raise ConnectionError("lambda timed out")
 
     with pytest.raises(ConnectionError):
@@ -52,7 +52,7 @@ def test_a_drain_that_fails_midway_loses_and_duplicates_nothing(env: FeedEnv) ->
     assert env.redis.llen(ENGAGEMENT_BUFFER_KEY) == 3
 
     # The next drain stores the unconfirmed batch again (skipped as duplicates), then the rest.
-    assert timelines.drain_events(env.posts.record_events, batch=2) == 5
+    assert timelines.drain_events(env.events.record_events, batch=2) == 5
     assert stored_impressions(env) == 5
     assert timelines.buffered_event_count() == 0
     ids = [d["_id"] for d in env.db.engagement_events.find({"kind": "impression"})]

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def test_crossing_the_threshold_both_ways_loses_nothing(make_env: Callable[..., FeedEnv]) -> None:
     env = make_env(celebrity_threshold=3)
-    users = env.services.users
+    users = env.services.social
     author = env.user()
     f1, f2, f3 = env.user(), env.user(), env.user()
     users.follow(f1, author)
@@ -40,7 +40,7 @@ def test_push_pending_is_pushed_and_pulled_until_backfill_finishes(
     make_env: Callable[..., FeedEnv],
 ) -> None:
     env = make_env(celebrity_threshold=3, recording=True)
-    users = env.services.users
+    users = env.services.social
     author, f1, f2, f3 = env.user(), env.user(), env.user(), env.user()
     for f in (f1, f2, f3):
         users.follow(f, author)
@@ -62,7 +62,7 @@ def test_push_pending_is_pushed_and_pulled_until_backfill_finishes(
 
 def test_chunked_fanout_reaches_every_active_follower(make_env: Callable[..., FeedEnv]) -> None:
     env = make_env(fanout_chunk_size=2, fanout_page_size=3)
-    users = env.services.users
+    users = env.services.social
     author = env.user()
     followers = [env.user() for _ in range(7)]
     for f in followers:
@@ -89,7 +89,7 @@ def test_chunked_backfill_switches_to_push_only_when_all_chunks_ran(
     make_env: Callable[..., FeedEnv],
 ) -> None:
     env = make_env(celebrity_threshold=6, fanout_chunk_size=2, recording=True)
-    users = env.services.users
+    users = env.services.social
     author = env.user()
     followers = [env.user() for _ in range(6)]
     for f in followers:
@@ -100,14 +100,14 @@ def test_chunked_backfill_switches_to_push_only_when_all_chunks_ran(
         env.feed(f)  # timelines exist
     users.unfollow(followers[0], author)
     head = env.queue.drain()
-    env.services.fanout.handle(head[0])
+    env.services.fanout.handle_message(head[0])
     chunks = env.queue.drain()
     assert len(chunks) == 3  # 5 followers, 2 a chunk
     for job in chunks[:-1]:
-        env.services.fanout.handle(job)
-        env.services.fanout.handle(job)  # redelivered: still not all done
+        env.services.fanout.handle_message(job)
+        env.services.fanout.handle_message(job)  # redelivered: still not all done
         assert env.mode(author) == "push_pending"
-    env.services.fanout.handle(chunks[-1])
+    env.services.fanout.handle_message(chunks[-1])
     assert env.mode(author) == "push"
     for f in followers[1:]:
         assert env.timeline(f) == posts[::-1]
@@ -116,7 +116,7 @@ def test_chunked_backfill_switches_to_push_only_when_all_chunks_ran(
 
 def test_redelivered_jobs_are_idempotent(make_env: Callable[..., FeedEnv]) -> None:
     env = make_env(recording=True, fanout_chunk_size=2, timeline_max_len=5)
-    users = env.services.users
+    users = env.services.social
     author = env.user()
     followers = [env.user() for _ in range(5)]
     for f in followers:
@@ -136,7 +136,7 @@ def test_redelivered_jobs_are_idempotent(make_env: Callable[..., FeedEnv]) -> No
 def test_fanout_of_a_deleted_post_is_skipped(make_env: Callable[..., FeedEnv]) -> None:
     env = make_env(recording=True)
     author, reader = env.user(), env.user()
-    env.services.users.follow(reader, author)
+    env.services.social.follow(reader, author)
     env.feed(reader)
     pid = env.post(author)
     env.services.posts.delete(author, pid)
@@ -154,24 +154,23 @@ def test_malformed_jobs_are_refused(env: FeedEnv) -> None:
         {"kind": "backfill_author", "author_id": 1},
     ):
         with pytest.raises(InvalidInput):
-            env.services.fanout.handle(job)  # type: ignore[arg-type]
+            env.services.fanout.handle_message(job)  # type: ignore[arg-type]
 
 
 def test_post_created_while_redis_is_down_is_repaired_by_its_fanout_job(
     make_env: Callable[..., FeedEnv],
 ) -> None:
-    import dataclasses
 
-    from newsfeed.stores.redis_store import make_redis
+    from feed_adapters.redis.client import make_redis
 
     env = make_env(celebrity_threshold=1, recording=True)  # everyone with a follower is pull
     author, reader = env.user(), env.user()
-    env.services.users.follow(reader, author)
+    env.services.social.follow(reader, author)
     assert env.mode(author) == "pull"
     before = env.post(author)
     env.run_jobs()
     assert env.feed(reader) == [before]
-    dead = make_redis(dataclasses.replace(env.settings, redis_port=1))
+    dead = make_redis(env.settings.redis_host, 1)
     broken = make_env(celebrity_threshold=1, recording=True, redis_override=dead)
     during = broken.services.posts.create(author, "written to MongoDB only").id
     # A pull author normally queues nothing; after a Redis failure it queues the repair.
@@ -179,5 +178,5 @@ def test_post_created_while_redis_is_down_is_repaired_by_its_fanout_job(
     assert [j["kind"] for j in jobs] == ["fanout"]
     assert env.feed(reader) == [before]  # `ap:` is missing the post for now
     for job in jobs:
-        env.services.fanout.handle(job)
+        env.services.fanout.handle_message(job)
     assert env.feed(reader) == [during, before]

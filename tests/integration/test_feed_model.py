@@ -94,7 +94,7 @@ def test_home_feed_matches_model(model_env: FeedEnv, steps: list[tuple]) -> None
     env = model_env
     env.reset()
     ids = [env.user() for _ in range(N_USERS)]
-    users, posts = env.services.users, env.services.posts
+    users, posts = env.services.social, env.services.posts
     model = Model()
     for action, *args in steps:
         if action == "post":
@@ -141,7 +141,7 @@ def test_home_feed_matches_model(model_env: FeedEnv, steps: list[tuple]) -> None
             check_feed(env, model, ids, *args)
     # Counts and modes agree with the model's graph.
     for i, uid in enumerate(ids):
-        user = users.get(uid)
+        user = env.services.profiles.get(uid)
         followers = sum(1 for a, b in model.follows if b == i)
         assert user.follower_count == followers
         assert user.following_count == sum(1 for a, b in model.follows if a == i)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 
 import pytest
 from feed_env import FeedEnv
 
+from feed_adapters.redis.client import make_redis
+from feed_adapters.redis.keys import author_posts_key, post_cache_key, timeline_meta_key
 from newsfeed.errors import Forbidden, InvalidInput, NotFound
 from newsfeed.ids import to_member
-from newsfeed.stores.redis_store import make_redis
-from newsfeed.timelines import author_posts_key, post_cache_key, timeline_meta_key
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +21,7 @@ def test_own_posts_and_follow_backfill(env: FeedEnv) -> None:
     older = [env.post(author) for _ in range(3)]
     mine = env.post(reader)
     assert env.feed(reader) == [mine]
-    env.services.users.follow(reader, author)
+    env.services.social.follow(reader, author)
     # The backfill wrote the author's posts into the (already valid) timeline.
     assert env.timeline(reader) == older[::-1]
     assert env.feed(reader, limit=2) == [mine, *older[::-1]]
@@ -33,20 +32,20 @@ def test_own_posts_and_follow_backfill(env: FeedEnv) -> None:
 
 def test_unfollow_removes_posts(env: FeedEnv) -> None:
     reader, author, other = env.user(), env.user(), env.user()
-    env.services.users.follow(reader, author)
-    env.services.users.follow(reader, other)
+    env.services.social.follow(reader, author)
+    env.services.social.follow(reader, other)
     a_posts = [env.post(author) for _ in range(3)]
     o_post = env.post(other)
     env.feed(reader)
-    env.services.users.unfollow(reader, author)
+    env.services.social.unfollow(reader, author)
     assert env.timeline(reader) == [o_post]
     assert env.feed(reader) == [o_post]
-    env.services.users.follow(reader, author)  # and back again
+    env.services.social.follow(reader, author)  # and back again
     assert env.feed(reader) == [o_post, *a_posts[::-1]]
 
 
 def test_block_purges_both_timelines(env: FeedEnv) -> None:
-    users = env.services.users
+    users = env.services.social
     a, b = env.user(), env.user()
     users.follow(a, b)
     users.follow(b, a)
@@ -58,13 +57,13 @@ def test_block_purges_both_timelines(env: FeedEnv) -> None:
     with pytest.raises(Forbidden):
         users.follow(b, a)
     with pytest.raises(Forbidden):
-        env.services.posts.like(b, pa)
+        env.services.likes.like(b, pa)
     users.unblock(a, b)
     assert env.feed(a) == [pa]  # unblocking does not restore the follows
 
 
 def test_mute_hides_until_unmuted(env: FeedEnv) -> None:
-    users = env.services.users
+    users = env.services.social
     reader, loud, quiet = env.user(), env.user(), env.user()
     users.follow(reader, loud)
     users.follow(reader, quiet)
@@ -78,7 +77,7 @@ def test_mute_hides_until_unmuted(env: FeedEnv) -> None:
 
 def test_delete_disappears_everywhere(make_env: Callable[..., FeedEnv]) -> None:
     env = make_env(celebrity_threshold=2)
-    users, posts = env.services.users, env.services.posts
+    users, posts = env.services.social, env.services.posts
     author, f1, f2 = env.user(), env.user(), env.user()
     users.follow(f1, author)
     keep = env.post(author)
@@ -110,7 +109,7 @@ def test_delete_disappears_everywhere(make_env: Callable[..., FeedEnv]) -> None:
 
 def test_timeline_cap_and_lazy_loading_past_it(make_env: Callable[..., FeedEnv]) -> None:
     env = make_env(timeline_max_len=10)
-    users = env.services.users
+    users = env.services.social
     reader, a, b = env.user(), env.user(), env.user()
     users.follow(reader, a)
     users.follow(reader, b)
@@ -127,7 +126,7 @@ def test_timeline_cap_and_lazy_loading_past_it(make_env: Callable[..., FeedEnv])
 
 
 def test_inactive_follower_skipped_then_rebuilt(env: FeedEnv) -> None:
-    users = env.services.users
+    users = env.services.social
     reader, author = env.user(), env.user()
     users.follow(reader, author)
     first = env.post(author)
@@ -142,7 +141,7 @@ def test_inactive_follower_skipped_then_rebuilt(env: FeedEnv) -> None:
 
 
 def test_missing_timeline_and_caches_are_rebuilt(env: FeedEnv) -> None:
-    users = env.services.users
+    users = env.services.social
     reader = env.user()
     authors = [env.user() for _ in range(3)]
     for a in authors:
@@ -158,7 +157,7 @@ def test_missing_timeline_and_caches_are_rebuilt(env: FeedEnv) -> None:
 
 def test_stable_paging_while_new_posts_arrive(env: FeedEnv) -> None:
     reader, author = env.user(), env.user()
-    env.services.users.follow(reader, author)
+    env.services.social.follow(reader, author)
     old = [env.post(author) for _ in range(9)]
     feed = env.services.feed
     page = feed.home_feed(reader, None, 4)
@@ -176,24 +175,24 @@ def test_likes_are_idempotent_with_counts(env: FeedEnv) -> None:
     posts = env.services.posts
     author, fan, other = env.user(), env.user(), env.user()
     pid = env.post(author)
-    posts.like(fan, pid)
-    posts.like(fan, pid)
-    posts.like(other, pid)
+    env.services.likes.like(fan, pid)
+    env.services.likes.like(fan, pid)
+    env.services.likes.like(other, pid)
     assert posts.get(pid).like_count == 2
-    env.services.users.follow(fan, author)
+    env.services.social.follow(fan, author)
     assert env.services.feed.home_feed(fan, None, 5).items[0].like_count == 2
-    posts.unlike(fan, pid)
-    posts.unlike(fan, pid)
+    env.services.likes.unlike(fan, pid)
+    env.services.likes.unlike(fan, pid)
     assert posts.get(pid).like_count == 1
     assert env.posts.get_post(pid).like_count == 1  # MongoDB agrees with the cache
     assert env.db.likes.count_documents({"post_id": to_member(pid)}) == 1
     with pytest.raises(NotFound):
-        posts.like(fan, 777)
+        env.services.likes.like(fan, 777)
     with pytest.raises(NotFound):
-        posts.like(999, pid)
+        env.services.likes.like(999, pid)
     posts.delete(author, pid)
     with pytest.raises(NotFound):
-        posts.like(other, pid)
+        env.services.likes.like(other, pid)
 
 
 def test_input_validation(env: FeedEnv) -> None:
@@ -243,9 +242,9 @@ def test_author_posts_pagination(env: FeedEnv) -> None:
 
 def test_redis_down_degrades_to_partial(make_env: Callable[..., FeedEnv], env: FeedEnv) -> None:
     reader, author = env.user(), env.user()
-    env.services.users.follow(reader, author)
+    env.services.social.follow(reader, author)
     made = [env.post(author) for _ in range(5)]
-    dead = make_redis(dataclasses.replace(env.settings, redis_port=1))  # nothing listens there
+    dead = make_redis(env.settings.redis_host, 1)  # nothing listens there
     broken = make_env(redis_override=dead, celebrity_threshold=1000)
     started = time.monotonic()
     page = broken.services.feed.home_feed(reader, None, 3)

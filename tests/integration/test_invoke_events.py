@@ -1,6 +1,7 @@
 """Every sample event in events/ is accepted by its function through `make invoke`'s path
 (infra/invoke.py): HTTP events get an HTTP response, the SQS batch no failures, the scheduled
-events a job report. Real stores (the test databases); fan-out runs in-process."""
+events a job report. Real stores (the test databases); fan-out jobs go to a queue of their own
+in the AWS emulator."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def local_env(settings) -> Any:
         field.name.upper(): "" if (value := getattr(settings, field.name)) is None else str(value)
         for field in dataclasses.fields(settings)
     }
-    env["FANOUT_QUEUE_URL"] = ""  # in-process fan-out
+    from local_queues import ensure_fanout_queues
+
+    env["FANOUT_QUEUE_URL"], _ = ensure_fanout_queues(settings, name="feed-invoke-test-fanout")
     env["JWT_PUBLIC_KEY_FILE"] = ""  # as on a developer's machine: the local key pair
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():

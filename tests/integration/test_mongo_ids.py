@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from newsfeed.analytics import EngagementRollup
+from feed_adapters.mongo.engagement_store import MongoEngagementStore
+from feed_adapters.mongo.post_store import POINT_READ_LIMIT, MongoPostStore
 from newsfeed.ids import ID_WIDTH, to_member
-from newsfeed.models import Post
-from newsfeed.stores.engagement_mongo import MongoEngagementStore
-from newsfeed.stores.mongo import POINT_READ_LIMIT, MongoPostStore
+from newsfeed.jobs.rollup import EngagementRollup
+from newsfeed.model import Post
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_likes_requests_events_and_stats_use_string_ids(mongo_db: Any, clean_sto
     assert request["_id"] == f"{to_member(AUTHOR)}:k" and request["post_id"] == to_member(BIG)
 
     event = {"kind": "impression", "actor_id": user, "post_id": BIG, "author_id": AUTHOR}
-    store.record_events([{**event, "at": AT}])
+    MongoEngagementStore(mongo_db).record_events([{**event, "at": AT}])
     raw = mongo_db.engagement_events.find_one()
     assert [raw[f] for f in ("actor_id", "post_id", "author_id")] == [
         to_member(user),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from feed_env import FeedEnv
 
-from newsfeed.errors import Conflict, InvalidInput, Unavailable
+from newsfeed.errors import Conflict, InvalidInput, QueueUnavailable, Unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ def author_post_ids(env: FeedEnv, author: int) -> list[int]:
 
 def test_same_key_returns_the_same_post(env: FeedEnv) -> None:
     author, fan = env.user(), env.user()
-    env.services.users.follow(fan, author)
+    env.services.social.follow(fan, author)
     env.feed(fan)
     first = env.services.posts.create(author, "hello", idempotency_key="req-1")
     again = env.services.posts.create(author, "hello", idempotency_key="req-1")
@@ -47,12 +47,12 @@ def test_reusing_a_key_for_another_post_is_a_conflict(env: FeedEnv) -> None:
 
 def test_queue_failure_is_503_and_a_retry_completes_delivery(env: FeedEnv, monkeypatch) -> None:
     author, fan = env.user(), env.user()
-    env.services.users.follow(fan, author)
+    env.services.social.follow(fan, author)
     env.feed(fan)
     deliver = env.queue.send
 
     def queue_down(jobs):
-        raise ConnectionError("SQS unreachable")
+        raise QueueUnavailable()
 
     monkeypatch.setattr(env.queue, "send", queue_down)
     with pytest.raises(Unavailable, match="retry with the same Idempotency-Key"):

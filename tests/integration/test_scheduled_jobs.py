@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from feed_env import FeedEnv
 
-from newsfeed.analytics import EngagementRollup, bucket_start
-from newsfeed.cleanup import TimelineCleanup
+from feed_adapters.mongo.engagement_store import MongoEngagementStore
+from feed_adapters.redis.keys import post_cache_key, timeline_meta_key
 from newsfeed.errors import InvalidInput, NotFound
-from newsfeed.prewarm import Prewarmer
-from newsfeed.stores.engagement_mongo import MongoEngagementStore
-from newsfeed.timelines import post_cache_key, timeline_meta_key
+from newsfeed.jobs.cleanup import TimelineCleanup
+from newsfeed.jobs.prewarm import Prewarmer
+from newsfeed.jobs.rollup import EngagementRollup, bucket_start
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def _author_and_readers(env: FeedEnv, readers: int = 2, posts: int = 3):
     author = env.user("author")
     fans = [env.user(f"fan_{i}") for i in range(readers)]
     for fan in fans:
-        env.services.users.follow(fan, author)
+        env.services.social.follow(fan, author)
     ids = [env.post(author, f"post {i}") for i in range(posts)]
     return author, fans, ids
 
@@ -151,9 +151,9 @@ def test_rollup_counts_per_post_and_author_and_is_idempotent(env: FeedEnv):
     author, (a, b), (p1, _p2, p3) = _author_and_readers(env)
     env.services.feed.home_feed(a, None, 20)  # 3 impressions
     env.services.feed.home_feed(b, None, 2)  # 2 impressions: p3, p2
-    env.services.posts.like(a, p3)
-    env.services.posts.like(b, p3)
-    env.services.posts.unlike(b, p3)
+    env.services.likes.like(a, p3)
+    env.services.likes.like(b, p3)
+    env.services.likes.unlike(b, p3)
 
     report = env.services.rollup.run()
     assert report.hours >= 1 and report.days >= 1 and report.rows > 0
@@ -187,7 +187,7 @@ def test_rollup_picks_up_late_events_on_the_next_run(env: FeedEnv):
     # An impression that happened three hours ago reaches the store only now.
     three_hours_ago = datetime.now(UTC) - timedelta(hours=3)
     late = {"kind": "impression", "actor_id": fan, "post_id": p1, "author_id": author}
-    env.posts.record_events([{**late, "at": three_hours_ago}])
+    env.events.record_events([{**late, "at": three_hours_ago}])
 
     report = env.services.rollup.run()
     # The late event's hour, and the current one again (the watermark overlaps a little).

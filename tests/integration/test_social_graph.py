@@ -9,27 +9,28 @@ pytestmark = pytest.mark.integration
 
 
 def test_create_profile_and_lookups(env: FeedEnv) -> None:
-    users = env.services.users
-    alice = users.create_profile("sub|a", "Alice_1", "  Alice  ")
+    profiles = env.services.profiles
+    alice = profiles.create_profile("sub|a", "Alice_1", "  Alice  ")
     assert alice.display_name == "Alice" and alice.fanout_mode == "push"
-    assert users.get(alice.id) == users.get_by_subject("sub|a")
+    assert profiles.get(alice.id) == profiles.get_by_subject("sub|a")
     with pytest.raises(Conflict, match="taken"):
-        users.create_profile("sub|b", "alice_1", "Other")  # case-insensitive handle
+        profiles.create_profile("sub|b", "alice_1", "Other")  # case-insensitive handle
     with pytest.raises(Conflict, match="already has a profile"):
-        users.create_profile("sub|a", "alice_2", "Again")
+        profiles.create_profile("sub|a", "alice_2", "Again")
     with pytest.raises(NotFound):
-        users.get_by_subject("sub|nobody")
+        profiles.get_by_subject("sub|nobody")
     with pytest.raises(NotFound):
-        users.get(12345)
+        profiles.get(12345)
     for handle in ("ab", "has space", "x" * 31, "ünï"):
         with pytest.raises(InvalidInput):
-            users.create_profile("sub|c", handle, "C")
+            profiles.create_profile("sub|c", handle, "C")
     with pytest.raises(InvalidInput):
-        users.create_profile("sub|c", "valid_handle", "   ")
+        profiles.create_profile("sub|c", "valid_handle", "   ")
 
 
 def test_follow_rules_and_counts(env: FeedEnv) -> None:
-    users = env.services.users
+    profiles = env.services.profiles
+    users = env.services.social
     a, b = env.user(), env.user()
     with pytest.raises(InvalidInput):
         users.follow(a, a)
@@ -39,10 +40,10 @@ def test_follow_rules_and_counts(env: FeedEnv) -> None:
         users.follow(999, a)
     users.follow(a, b)
     users.follow(a, b)  # idempotent
-    assert users.get(a).following_count == 1 and users.get(b).follower_count == 1
+    assert profiles.get(a).following_count == 1 and profiles.get(b).follower_count == 1
     users.unfollow(a, b)
     users.unfollow(a, b)
-    assert users.get(a).following_count == 0 and users.get(b).follower_count == 0
+    assert profiles.get(a).following_count == 0 and profiles.get(b).follower_count == 0
     users.block(b, a)
     with pytest.raises(Forbidden):
         users.follow(a, b)
@@ -53,20 +54,21 @@ def test_follow_rules_and_counts(env: FeedEnv) -> None:
 
 
 def test_block_drops_follows_both_ways_with_counts(env: FeedEnv) -> None:
-    users = env.services.users
+    profiles = env.services.profiles
+    users = env.services.social
     a, b = env.user(), env.user()
     users.follow(a, b)
     users.follow(b, a)
     users.block(a, b)
     users.block(a, b)  # idempotent
     for u in (a, b):
-        user = users.get(u)
+        user = profiles.get(u)
         assert (user.follower_count, user.following_count) == (0, 0)
     assert env.sql("SELECT count(*) FROM follows")[0][0] == 0
 
 
 def test_mute_block_validation(env: FeedEnv) -> None:
-    users = env.services.users
+    users = env.services.social
     a = env.user()
     for action in (users.mute, users.unmute, users.block, users.unblock):
         with pytest.raises(InvalidInput):
@@ -76,13 +78,14 @@ def test_mute_block_validation(env: FeedEnv) -> None:
 
 
 def test_followers_and_following_pagination(env: FeedEnv) -> None:
-    users = env.services.users
+    profiles = env.services.profiles
+    users = env.services.social
     star = env.user()
     fans = [env.user() for _ in range(7)]
     for fan in fans:
         users.follow(fan, star)
         users.follow(star, fan)
-    for listing in (users.followers, users.following):
+    for listing in (profiles.followers, profiles.following):
         seen, cursor = [], None
         while True:
             page = listing(star, cursor, 3)
@@ -93,11 +96,11 @@ def test_followers_and_following_pagination(env: FeedEnv) -> None:
                 break
         assert seen == sorted(fans)
     with pytest.raises(InvalidInput):
-        users.followers(star, "garbage", 3)
+        profiles.followers(star, "garbage", 3)
     with pytest.raises(InvalidInput):  # a following cursor is not a followers cursor
-        users.followers(star, users.following(star, None, 3).next_cursor, 3)
+        profiles.followers(star, profiles.following(star, None, 3).next_cursor, 3)
     for bad in (0, 101, -1):
         with pytest.raises(InvalidInput):
-            users.followers(star, None, bad)
+            profiles.followers(star, None, bad)
     with pytest.raises(NotFound):
-        users.followers(31337, None, 3)
+        profiles.followers(31337, None, 3)

@@ -6,14 +6,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from newsfeed.settings import Settings
-from newsfeed.timelines import (
-    LISTPACK_MAX_ENTRIES,
-    PUSH_BATCH,
-    Timelines,
-    timeline_key,
-    timeline_meta_key,
-)
+from feed_adapters.redis.keys import timeline_key, timeline_meta_key
+from feed_adapters.redis.timeline_store import LISTPACK_MAX_ENTRIES, PUSH_BATCH, RedisTimelineStore
+from feed_wiring.settings import Settings
 
 BASE = 10**17
 
@@ -22,7 +17,9 @@ BASE = 10**17
 def test_lazy_trim_keeps_the_newest_and_raises_the_horizon(
     redis_client: redis.Redis, clean_stores: None, cluster: bool
 ) -> None:
-    t = Timelines(redis_client, max_len=10, post_ttl_seconds=60, trim_slack=3, cluster=cluster)
+    t = RedisTimelineStore(
+        redis_client, max_len=10, post_ttl_seconds=60, trim_slack=3, cluster=cluster
+    )
     owners, stranger = [1, 2], 3
     for u in owners:
         redis_client.hset(timeline_meta_key(u), "state", "ready")
@@ -46,7 +43,7 @@ def test_lazy_trim_keeps_the_newest_and_raises_the_horizon(
 def test_push_horizon_argument_and_many_followers(
     redis_client: redis.Redis, clean_stores: None, cluster: bool
 ) -> None:
-    t = Timelines(redis_client, max_len=800, post_ttl_seconds=60, cluster=cluster)
+    t = RedisTimelineStore(redis_client, max_len=800, post_ttl_seconds=60, cluster=cluster)
     redis_client.hset(timeline_meta_key(5), "state", "ready")
     t.push([5], [BASE + 100, BASE + 101], horizon=BASE + 100)
     assert int(redis_client.hget(timeline_meta_key(5), "h") or 0) == BASE + 100
@@ -63,7 +60,7 @@ def test_push_horizon_argument_and_many_followers(
 
 def test_trim_slack_defaults_and_listpack_bound(redis_client: redis.Redis) -> None:
     def slack(max_len: int, configured: int | None = None) -> int:
-        return Timelines(
+        return RedisTimelineStore(
             redis_client, max_len=max_len, post_ttl_seconds=1, trim_slack=configured
         ).trim_slack
 

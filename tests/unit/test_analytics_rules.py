@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from newsfeed.analytics import COUNTS, bucket_start, engagement_rate, tally
+from newsfeed.jobs.rollup import COUNTS, bucket_start, engagement_rate, tally
 
 
 def test_post_events_count_for_the_post_and_its_author_others_for_the_author_only():

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 
 from feed_api.app import create_app
 from feed_api.auth import Caller, TokenVerifier, unauthorized
-from feed_api.container import Services
 from feed_api.errors import domain_status
 from feed_api.routers import feed, posts, users
+from feed_wiring.root import Services
+from feed_wiring.settings import Settings
 from newsfeed import errors
-from newsfeed.settings import Settings
 
 ME = SimpleNamespace(
     id=1111111111111111111,
@@ -62,11 +62,14 @@ class UsersWithProfile(Raising):
 
 
 def make_client(users_svc: Any = None, posts_svc: Any = None, feed_svc: Any = None) -> TestClient:
+    rest = {f: Raising() for f in Services.__dataclass_fields__}
     services = Services(
-        users=users_svc or UsersWithProfile(),
-        posts=posts_svc or Raising(),
-        feed=feed_svc or Raising(),
-        fanout=Raising(),
+        **{
+            **rest,
+            "profiles": users_svc or UsersWithProfile(),
+            "posts": posts_svc or Raising(),
+            "feed": feed_svc or Raising(),
+        }
     )
     app = create_app(
         Settings(),
@@ -100,6 +103,34 @@ def test_domain_errors_map_to_status_and_message(exc: Exception, status: int, co
     client = make_client(posts_svc=Raising(exc))
     resp = client.delete("/v1/posts/42")
     assert_error(resp, status, code, str(exc))
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.GraphStoreUnavailable(),
+        errors.PostStoreUnavailable(),
+        errors.TimelineStoreUnavailable(),
+        errors.QueueUnavailable(),
+        errors.Unavailable("post 1 was saved but its delivery could not be queued"),
+    ],
+)
+def test_unavailable_stores_are_503_with_retry_after(exc: Exception) -> None:
+    resp = make_client(posts_svc=Raising(exc)).delete("/v1/posts/42")
+    assert_error(resp, 503, "unavailable", str(exc))
+    assert int(resp.headers["retry-after"]) >= 1
+
+
+def test_store_unavailable_names_the_role_never_the_driver_error() -> None:
+    try:
+        try:
+            raise ConnectionRefusedError("127.0.0.1:16379 refused")
+        except ConnectionRefusedError as driver:
+            raise errors.TimelineStoreUnavailable() from driver
+    except errors.TimelineStoreUnavailable as exc:
+        resp = make_client(feed_svc=Raising(exc)).get("/v1/feed")
+    assert_error(resp, 503, "unavailable", "timelines store is unavailable")
+    assert "16379" not in resp.text
 
 
 def test_domain_status_of_plain_exception_is_none() -> None:

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from newsfeed.errors import StoreUnavailable
+from newsfeed.fanout.jobs import BackfillAuthor, PushPost, RetractPost, parse_job
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,13 +29,15 @@ class Context:
 
 
 class FakeFanout:
-    def __init__(self) -> None:
-        self.handled: list[dict[str, Any]] = []
+    """The job handler's parsing, without its stores: a malformed job fails as in production."""
 
-    def handle(self, job: dict[str, Any]) -> None:
-        if job.get("explode"):
-            raise RuntimeError("store down")
-        self.handled.append(job)
+    def __init__(self) -> None:
+        self.handled: list[Any] = []
+
+    def handle_message(self, body: Any) -> None:
+        if isinstance(body, dict) and body.get("explode"):
+            raise StoreUnavailable()
+        self.handled.append(parse_job(body))
 
 
 @pytest.fixture
@@ -72,15 +77,22 @@ def test_only_failed_messages_are_reported(fanout: tuple[ModuleType, FakeFanout]
     module, fake = fanout
     result = module.handler(
         event(
-            json.dumps({"kind": "fanout", "n": 1}),
+            json.dumps({"kind": "fanout", "author_id": 7, "post_id": 1}),
             "{not json",
             json.dumps({"explode": True}),
-            json.dumps({"kind": "fanout", "n": 2}),
+            json.dumps({"kind": "fanout", "author_id": 7, "post_id": "2"}),  # malformed
+            json.dumps({"kind": "retract", "author_id": 7, "post_id": 3}),
         ),
         Context(),
     )
-    assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
-    assert [j["n"] for j in fake.handled] == [1, 2]
+    assert result == {
+        "batchItemFailures": [
+            {"itemIdentifier": "m1"},
+            {"itemIdentifier": "m2"},
+            {"itemIdentifier": "m3"},
+        ]
+    }
+    assert fake.handled == [PushPost(7, 1), RetractPost(7, 3)]
 
 
 def test_whole_batch_failing_is_reported_not_raised(fanout: tuple[ModuleType, FakeFanout]) -> None:
@@ -91,5 +103,6 @@ def test_whole_batch_failing_is_reported_not_raised(fanout: tuple[ModuleType, Fa
 
 def test_all_good(fanout: tuple[ModuleType, FakeFanout]) -> None:
     module, fake = fanout
-    assert module.handler(event("{}", "{}"), Context()) == {"batchItemFailures": []}
-    assert fake.handled == [{}, {}]
+    good = json.dumps({"kind": "backfill_author", "author_id": 7, "job_id": "ab"})
+    assert module.handler(event(good, good), Context()) == {"batchItemFailures": []}
+    assert fake.handled == [BackfillAuthor(7, "ab"), BackfillAuthor(7, "ab")]

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsfeed.feed_merge import (
+from newsfeed.feed.merge import (
     Stream,
     merge_newest_first,
     select_visible,
     stream_from_fetch,
 )
-from newsfeed.models import Post
+from newsfeed.model import Post
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

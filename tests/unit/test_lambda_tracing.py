@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aws_lambda_powertools import Tracer
 
-from feed_api.lambda_entry import NoTracer, observability, tracing_enabled
+from feed_lambda.observability import NoTracer, observability, tracing_enabled
 
 LAMBDA = {"LAMBDA_TASK_ROOT": "/var/task"}
 

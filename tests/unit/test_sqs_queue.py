@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from newsfeed.stores.sqs import SqsFanoutQueue
+from feed_adapters.sqs.fanout_queue import SqsFanoutQueue
+from newsfeed.errors import QueueUnavailable
+from newsfeed.fanout.jobs import PushPost
 
 
 def test_module_import_does_not_import_boto3() -> None:
@@ -19,7 +21,7 @@ def test_module_import_does_not_import_boto3() -> None:
     for k in saved:
         del sys.modules[k]
     try:
-        importlib.reload(sys.modules["newsfeed.stores.sqs"])
+        importlib.reload(sys.modules["feed_adapters.sqs.fanout_queue"])
         assert "boto3" not in sys.modules
     finally:
         sys.modules.update(saved)
@@ -43,7 +45,7 @@ def test_sends_in_batches_of_ten(monkeypatch: pytest.MonkeyPatch) -> None:
 
         client.send_message_batch = counting  # type: ignore[method-assign]
         queue = SqsFanoutQueue(url, client=client)
-        jobs = [{"kind": "fanout", "author_id": 1, "post_id": i} for i in range(23)]
+        jobs = [PushPost(author_id=1, post_id=i) for i in range(1, 24)]
         queue.send(jobs)
         assert calls == [10, 10, 3]
         bodies = []
@@ -54,7 +56,8 @@ def test_sends_in_batches_of_ten(monkeypatch: pytest.MonkeyPatch) -> None:
             bodies += [json.loads(m["Body"]) for m in got]
             for m in got:
                 client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        assert sorted(b["post_id"] for b in bodies) == list(range(23))
+        assert sorted(b["post_id"] for b in bodies) == list(range(1, 24))
+        assert bodies[0] == {"kind": "fanout", "author_id": 1, "post_id": bodies[0]["post_id"]}
 
 
 def test_failed_entries_are_retried_then_raise() -> None:
@@ -71,7 +74,19 @@ def test_failed_entries_are_retried_then_raise() -> None:
             return {"Successful": []}
 
     flaky = Flaky(failures=1)
-    SqsFanoutQueue("url", client=flaky).send([{"n": 1}, {"n": 2}])
+    SqsFanoutQueue("url", client=flaky).send([PushPost(1, 1), PushPost(1, 2)])
     assert len(flaky.sent) == 1  # the first call delivered one, the retry the other failed one
-    with pytest.raises(RuntimeError):
-        SqsFanoutQueue("url", client=Flaky(failures=5), max_attempts=3).send([{"n": 1}])
+    with pytest.raises(QueueUnavailable):
+        SqsFanoutQueue("url", client=Flaky(failures=5), max_attempts=3).send([PushPost(1, 1)])
+
+
+def test_client_errors_are_queue_unavailable() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    class Unreachable:
+        def send_message_batch(self, **kwargs: Any) -> dict:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+    with pytest.raises(QueueUnavailable) as caught:
+        SqsFanoutQueue("url", client=Unreachable()).send([PushPost(1, 1)])
+    assert "127.0.0.1" not in str(caught.value)

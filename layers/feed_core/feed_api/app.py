@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 
 from feed_api.auth import TokenVerifier
-from feed_api.container import Services, ServicesProvider
 from feed_api.errors import install_error_handlers
-from newsfeed.settings import Settings
+from feed_wiring.root import Services, ServicesProvider
+from feed_wiring.settings import Settings
 
 API_VERSION = "1.0.0"
 
@@ -44,7 +44,7 @@ def create_app(
     """An app serving `routers`.
 
     `services` is either ready-made (tests) or a provider called per request that returns the
-    process-wide instance (`container.lazy_services`), so the app can be built at import time
+    process-wide instance (`feed_wiring.root.lazy_services`), so the app can be built at import time
     without connecting to anything.
     """
     app = FastAPI(

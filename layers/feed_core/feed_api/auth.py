@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 
 from feed_api.errors import ApiError
-from newsfeed.settings import Settings
+from feed_wiring.settings import Settings
 
 ALGORITHMS = ["RS256"]
 # Small tolerance for clock skew between the issuer and Lambda hosts.

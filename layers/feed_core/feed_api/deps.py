@@ -9,10 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import WithJsonSchema
 
 from feed_api.auth import Caller, TokenVerifier, bearer_token
-from feed_api.container import Services
 from feed_api.errors import ApiError
+from feed_wiring.root import Services
 from newsfeed.errors import NotFound
-from newsfeed.models import User
+from newsfeed.model import User
 
 MAX_ID = 2**63 - 1  # ids are signed 64-bit (bigint / Int64)
 MAX_CURSOR_CHARS = 512
@@ -46,7 +46,7 @@ CallerDep = Annotated[Caller, Depends(_caller)]
 
 def _current_user(caller: CallerDep, services: ServicesDep) -> User:
     try:
-        return services.users.get_by_subject(caller.subject)
+        return services.profiles.get_by_subject(caller.subject)
     except NotFound as exc:
         raise ApiError(
             404,

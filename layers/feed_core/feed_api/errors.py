@@ -26,6 +26,7 @@ DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (domain.NotFound, 404, "not_found"),
     (domain.Forbidden, 403, "forbidden"),
     (domain.Conflict, 409, "conflict"),
+    (domain.DuplicateId, 409, "conflict"),
     (domain.Unavailable, 503, "unavailable"),
     # Any other error a caller can act on (a subclass added later) is still the caller's: 400.
     (domain.DomainError, 400, "invalid_input"),
@@ -96,11 +97,20 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+# Seconds a client should wait before retrying a 503: store failovers and restarts take seconds.
+RETRY_AFTER_SECONDS = 1
+
+
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     mapped = domain_status(exc)
     assert mapped is not None  # only registered for domain types
     status, code = mapped
-    return error_response(status, code, str(exc) or code.replace("_", " "))
+    headers = None
+    if status == 503:
+        # The cause (which store, the driver's error) goes to the log, not to the client.
+        log.warning("503 on %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return error_response(status, code, str(exc) or code.replace("_", " "), headers)
 
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -167,10 +177,21 @@ _DESCRIPTIONS = {
     404: "Unknown id, or the caller has no profile yet.",
     409: "Conflict (handle taken, profile exists, idempotency key reused for another post).",
     422: "The request does not match the schema (types, ranges).",
-    503: "A store or the queue failed part-way; safe to retry (with the same Idempotency-Key).",
+    503: "A store or the queue is unavailable, or failed part-way; safe to retry after "
+    "`Retry-After` seconds (with the same Idempotency-Key for a post).",
 }
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting the error body for these statuses."""
-    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in statuses}
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        out[status] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
+        if status == 503:
+            out[status]["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying.",
+                    "schema": {"type": "integer"},
+                }
+            }
+    return out

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from newsfeed.models import MEDIA_KINDS
+from newsfeed.model import MEDIA_KINDS
 
 # Generous upper bounds that keep payloads small; the domain enforces the real rules (handle
 # syntax, post length) so they live in one place and come back as 400 with its message.

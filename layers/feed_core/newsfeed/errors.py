@@ -34,3 +34,43 @@ class Unavailable(DomainError):
     idempotency key, for creates)."""
 
     code = "unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    """A store did not answer (down, hung past its timeout, failing over). Adapters raise it from
+    their driver's connection and timeout errors, so the domain decides what degrades without
+    knowing any driver; `store` names the role (graph, posts, timelines, queue) for logs and
+    metrics. Nothing was promised to the caller: the request may be retried."""
+
+    code = "unavailable"
+    store = "store"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or f"the {self.store} store is unavailable; retry shortly")
+
+
+class GraphStoreUnavailable(StoreUnavailable):
+    store = "graph"
+
+
+class PostStoreUnavailable(StoreUnavailable):
+    store = "posts"
+
+
+class TimelineStoreUnavailable(StoreUnavailable):
+    store = "timelines"
+
+
+class QueueUnavailable(StoreUnavailable):
+    store = "queue"
+
+
+class EngagementStoreUnavailable(StoreUnavailable):
+    store = "engagement"
+
+
+class DuplicateId(DomainError):
+    """A store already holds a record under this id (a snowflake collision, or a concurrent
+    retry of the same idempotent create): the caller decides which."""
+
+    code = "conflict"

@@ -1,17 +1,28 @@
-"""Protocols the services depend on; the adapters in `stores/` implement them."""
+"""What the domain needs from its stores; the adapters in `feed_adapters` implement these.
+
+Every method may raise the `StoreUnavailable` subclass of its store (errors.py) when the store
+does not answer; adapters translate their driver's errors into it, so no driver type ever
+reaches the domain.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .models import BlockChange, FollowChange, Post, ReaderGraph, User
+from .model import BlockChange, FollowChange, ListRead, Post, ReaderGraph, User
+
+if TYPE_CHECKING:
+    from .fanout.jobs import FanoutJob
+
+# One engagement event: kind, actor_id, at, and the ids it concerns (post_id, author_id).
+Event = dict[str, Any]
 
 
 class FanoutQueue(Protocol):
-    def send(self, jobs: list[dict[str, Any]]) -> None:
-        """Deliver each job at least once to FanoutService.handle (order not guaranteed)."""
+    def send(self, jobs: Sequence[FanoutJob]) -> None:
+        """Deliver each job at least once to the fan-out handler (order not guaranteed)."""
 
 
 class GraphStore(Protocol):
@@ -47,9 +58,11 @@ class GraphStore(Protocol):
 
 
 class PostStore(Protocol):
-    """Posts, likes and engagement events (MongoDB)."""
+    """Posts and likes (MongoDB)."""
 
-    def insert_post(self, post: Post) -> None: ...
+    def insert_post(self, post: Post) -> None:
+        """Raises `DuplicateId` when a post with this id exists."""
+
     def claim_post_request(self, author_id: int, key: str, post_id: int) -> int:
         """Record `key` -> `post_id` for this author once; returns the post id recorded first."""
         ...
@@ -64,4 +77,55 @@ class PostStore(Protocol):
     def mark_deleted(self, post_id: int, at: datetime) -> Post | None: ...
     def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None: ...
     def remove_like(self, post_id: int, user_id: int) -> Post | None: ...
-    def record_events(self, events: list[dict[str, Any]]) -> None: ...
+
+
+class EventLog(Protocol):
+    """Raw engagement events (MongoDB's `engagement_events`; the roll-up reads them back)."""
+
+    def record_events(self, events: list[Event]) -> None:
+        """Store events; an event already stored (same `event_id`) is stored once."""
+
+
+class TimelineStore(Protocol):
+    """Home timelines, author lists, the post cache and the engagement buffer (Redis).
+
+    Lists carry a state (ready / building / missing) and a horizon (model.ListRead). Writes are
+    idempotent; fan-out writes only into timelines that exist, never creating one.
+    """
+
+    max_len: int  # the cap of every timeline and author list
+
+    # home timelines
+    def timeline_state(self, user_id: int) -> ListRead: ...
+    def begin_timeline_rebuild(self, user_id: int) -> None: ...
+    def commit_timeline(self, user_id: int, post_ids: Sequence[int], horizon: int) -> None: ...
+    def push(
+        self, follower_ids: Iterable[int], post_ids: Sequence[int], horizon: int = 0
+    ) -> int: ...
+    def remove(self, follower_ids: Iterable[int], post_ids: Sequence[int]) -> None: ...
+    def read_candidates(
+        self, reader_id: int | None, author_ids: Sequence[int], below: int | None, count: int
+    ) -> tuple[ListRead | None, dict[int, ListRead]]: ...
+    def timeline_ids(self, user_id: int) -> list[int]: ...
+    def cold_first_pages(self, user_ids: Sequence[int], page_size: int) -> list[int]: ...
+    def timeline_owners(self, batch: int = 500) -> Iterator[list[int]]: ...
+    def drop_timelines(self, user_ids: Iterable[int], built_before_ms: int) -> int: ...
+    # author lists
+    def add_author_post(self, author_id: int, post_id: int) -> bool: ...
+    def remove_author_post(self, author_id: int, post_id: int) -> None: ...
+    def begin_author_rebuild(self, author_id: int) -> None: ...
+    def commit_author_posts(
+        self, author_id: int, post_ids: Sequence[int], horizon: int
+    ) -> None: ...
+    def author_lists(
+        self, author_ids: Sequence[int], below: int | None, count: int
+    ) -> dict[int, ListRead]: ...
+    # post cache
+    def cached_posts(self, post_ids: Sequence[int]) -> dict[int, Post]: ...
+    def cache_posts(self, posts: Iterable[Post]) -> None: ...
+    # engagement buffer
+    def buffer_events(self, events: Sequence[Event]) -> None: ...
+    def drain_events(self, store: Callable[[list[Event]], None]) -> int: ...
+    def buffered_event_count(self) -> int: ...
+    # backfill bookkeeping
+    def backfill_chunk_done(self, author_id: int, job_id: str, chunk: int, chunks: int) -> bool: ...

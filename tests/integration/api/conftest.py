@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from lambda_events import LambdaApi, LambdaContext, load_path, new_handle, new_subject, sqs_event
 
-from feed_api import container
-from newsfeed.settings import Settings
-from newsfeed.stores.inline_queue import RecordingFanoutQueue
+from feed_wiring import root as container
+from feed_wiring.settings import Settings
+from tests.fakes.queues import RecordingFanoutQueue
 
 ROOT = Path(__file__).resolve().parents[3]
 

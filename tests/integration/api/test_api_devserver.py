@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from lambda_events import load_path, new_handle, new_subject
 
-from newsfeed.settings import Settings
+from feed_wiring.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from lambda_events import LambdaApi, sqs_event
 
-from newsfeed.stores.inline_queue import RecordingFanoutQueue
+from tests.fakes.queues import RecordingFanoutQueue
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from feed_api.deps import CurrentUser, Cursor, Limit, ServicesDep
 from feed_api.errors import error_responses
 from feed_api.schemas import FeedPageOut, PostOut
 
-router = APIRouter(prefix="/v1", tags=["feed"], responses=error_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["feed"], responses=error_responses(401, 422, 503))
 
 
 @router.get(

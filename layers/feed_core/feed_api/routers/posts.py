@@ -20,7 +20,7 @@ from feed_api.deps import (
 from feed_api.errors import error_responses
 from feed_api.schemas import CreatePost, PostOut, PostPage, StatsOut
 
-router = APIRouter(prefix="/v1", tags=["posts"], responses=error_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["posts"], responses=error_responses(401, 422, 503))
 
 NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
 
@@ -81,7 +81,7 @@ def delete_post(post_id: PostId, me: CurrentUser, services: ServicesDep) -> None
     responses=error_responses(404),
 )
 def like(post_id: PostId, me: CurrentUser, services: ServicesDep) -> None:
-    services.posts.like(me.id, post_id)
+    services.likes.like(me.id, post_id)
 
 
 @router.delete(
@@ -92,7 +92,7 @@ def like(post_id: PostId, me: CurrentUser, services: ServicesDep) -> None:
     responses=error_responses(404),
 )
 def unlike(post_id: PostId, me: CurrentUser, services: ServicesDep) -> None:
-    services.posts.unlike(me.id, post_id)
+    services.likes.unlike(me.id, post_id)
 
 
 @router.get(

@@ -17,7 +17,7 @@ from feed_api.deps import (
 from feed_api.errors import error_responses
 from feed_api.schemas import CreateUser, StatsOut, UserOut, UserPage
 
-router = APIRouter(prefix="/v1", responses=error_responses(401, 422))
+router = APIRouter(prefix="/v1", responses=error_responses(401, 422, 503))
 
 NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
 
@@ -34,7 +34,7 @@ NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Respo
 def create_profile(
     body: CreateUser, caller: CallerDep, services: ServicesDep, response: Response
 ) -> UserOut:
-    user = services.users.create_profile(caller.subject, body.handle, body.display_name)
+    user = services.profiles.create_profile(caller.subject, body.handle, body.display_name)
     response.headers["Location"] = f"/v1/users/{user.id}"
     return UserOut.from_domain(user)
 
@@ -58,7 +58,7 @@ def get_me(me: CurrentUser) -> UserOut:
     responses=error_responses(404),
 )
 def get_user(user_id: UserId, _: CallerDep, services: ServicesDep) -> UserOut:
-    return UserOut.from_domain(services.users.get(user_id))
+    return UserOut.from_domain(services.profiles.get(user_id))
 
 
 @router.get(
@@ -72,7 +72,7 @@ def get_user(user_id: UserId, _: CallerDep, services: ServicesDep) -> UserOut:
 def list_followers(
     user_id: UserId, _: CallerDep, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
 ) -> UserPage:
-    page = services.users.followers(user_id, cursor, limit)
+    page = services.profiles.followers(user_id, cursor, limit)
     return UserPage.from_domain(page)
 
 
@@ -86,7 +86,7 @@ def list_followers(
 def list_following(
     user_id: UserId, _: CallerDep, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
 ) -> UserPage:
-    page = services.users.following(user_id, cursor, limit)
+    page = services.profiles.following(user_id, cursor, limit)
     return UserPage.from_domain(page)
 
 
@@ -99,7 +99,7 @@ def list_following(
     responses=error_responses(400, 403, 404),
 )
 def follow(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
-    services.users.follow(me.id, user_id)
+    services.social.follow(me.id, user_id)
 
 
 @router.delete(
@@ -111,7 +111,7 @@ def follow(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
     responses=error_responses(400, 404),
 )
 def unfollow(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
-    services.users.unfollow(me.id, user_id)
+    services.social.unfollow(me.id, user_id)
 
 
 @router.put(
@@ -123,7 +123,7 @@ def unfollow(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
     responses=error_responses(400, 404),
 )
 def block(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
-    services.users.block(me.id, user_id)
+    services.social.block(me.id, user_id)
 
 
 @router.delete(
@@ -134,7 +134,7 @@ def block(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
     responses=error_responses(400, 404),
 )
 def unblock(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
-    services.users.unblock(me.id, user_id)
+    services.social.unblock(me.id, user_id)
 
 
 @router.put(
@@ -146,7 +146,7 @@ def unblock(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
     responses=error_responses(400, 404),
 )
 def mute(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
-    services.users.mute(me.id, user_id)
+    services.social.mute(me.id, user_id)
 
 
 @router.delete(
@@ -157,7 +157,7 @@ def mute(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
     responses=error_responses(400, 404),
 )
 def unmute(user_id: UserId, me: CurrentUser, services: ServicesDep) -> None:
-    services.users.unmute(me.id, user_id)
+    services.social.unmute(me.id, user_id)
 
 
 @router.get(

@@ -1,0 +1,1 @@
+"""MongoDB (DocumentDB; FerretDB locally): posts, likes, engagement events and stats."""

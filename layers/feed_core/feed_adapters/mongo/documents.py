@@ -1,0 +1,90 @@
+"""How domain values are stored in MongoDB: ids as fixed-width strings, posts, events.
+
+Every id-valued field is stored as a fixed-width (19-digit, zero-padded) decimal string, the
+same encoding as the Redis members (`ids.to_member`): string order is id order, so sorting by
+`_id` and `$lt` ranges keep working. The domain keeps int ids; only this package sees strings.
+Why: FerretDB 1.x, the local server, pushes an equality filter down to PostgreSQL only for
+strings and numbers exactly representable as doubles (|n| <= 2**53); snowflake ids are ~2.5e17,
+so an Int64 `_id` point read scanned the whole collection. MongoDB and DocumentDB index either
+type; strings are portable.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from newsfeed.ids import to_member
+from newsfeed.model import Media, Post
+
+
+def doc_id(value: int) -> str:
+    """An id as stored in MongoDB: fixed-width decimal string (string order == id order)."""
+    return to_member(value)
+
+
+def from_doc_id(value: str | int) -> int:
+    """An id read from MongoDB (int() also accepts a legacy Int64)."""
+    return int(value)
+
+
+def pair_id(a: int, b: int) -> str:
+    """Composite `_id` of two ids (a like is "post:user")."""
+    return f"{doc_id(a)}:{doc_id(b)}"
+
+
+_EVENT_ID_FIELDS = ("actor_id", "post_id", "author_id")
+
+
+def event_doc(event: dict[str, Any]) -> dict[str, Any]:
+    """An engagement event as stored: its id-valued fields as fixed-width strings.
+
+    A buffered event carries `event_id` (32 hex digits) and `at`: its `_id` is then an ObjectId
+    made of `at`'s seconds and the id's first 8 bytes, the same on every attempt, so storing a
+    batch twice stores each event once (and ObjectId time order still follows `at`).
+    """
+    doc = {
+        k: doc_id(v) if k in _EVENT_ID_FIELDS and isinstance(v, int) else v
+        for k, v in event.items()
+        if k != "event_id"
+    }
+    if "event_id" in event:
+        seconds = int(event["at"].timestamp())
+        doc["_id"] = ObjectId(seconds.to_bytes(4, "big") + bytes.fromhex(event["event_id"])[:8])
+    return doc
+
+
+def post_doc(post: Post) -> dict[str, Any]:
+    return {
+        "_id": doc_id(post.id),
+        "author_id": doc_id(post.author_id),
+        "text": post.text,
+        "media": [m.to_dict() for m in post.media],
+        "created_at": post.created_at,
+        "like_count": post.like_count,
+        "deleted_at": post.deleted_at,
+    }
+
+
+def post_from_doc(doc: dict[str, Any]) -> Post:
+    return Post(
+        id=from_doc_id(doc["_id"]),
+        author_id=from_doc_id(doc["author_id"]),
+        text=doc["text"],
+        media=tuple(Media(url=m["url"], kind=m["kind"]) for m in doc.get("media") or ()),
+        created_at=aware(doc["created_at"]),
+        like_count=int(doc.get("like_count", 0)),
+        deleted_at=aware(doc.get("deleted_at")),
+    )
+
+
+def aware(value: datetime | None) -> datetime | None:
+    # FerretDB and some drivers hand back naive UTC datetimes.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+_LIVE = {"deleted_at": None}

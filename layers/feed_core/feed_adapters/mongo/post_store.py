@@ -1,0 +1,145 @@
+"""Posts and likes in MongoDB (pymongo; DocumentDB 5.0 API subset).
+
+FerretDB does not push `$in`/`$or` down at all (those scan) and sorts in memory, so hydration
+reads a few misses as point reads and only uses `$in` for larger batches; hot paths stay on the
+Redis post cache. Ids are stored as fixed-width strings (documents.py says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from newsfeed.errors import DuplicateId, PostStoreUnavailable
+from newsfeed.model import Post
+
+from ..translate import unavailable_on
+from .documents import doc_id, from_doc_id, pair_id, post_doc, post_from_doc
+from .errors import UNAVAILABLE_ERRORS
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+# Up to this many misses, one `_id` point read each beats one `$in` scan on FerretDB.
+POINT_READ_LIMIT = 16
+
+_LIVE = {"deleted_at": None}
+
+
+@unavailable_on(UNAVAILABLE_ERRORS, PostStoreUnavailable)
+class MongoPostStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._posts = db.posts
+        self._likes = db.likes
+
+    def claim_post_request(self, author_id: int, key: str, post_id: int) -> int:
+        # The unique _id makes the claim atomic. No TTL index: FerretDB 1.x does not implement
+        # expireAfterSeconds (DocumentDB does); the records are a few dozen bytes each.
+        request_id = f"{doc_id(author_id)}:{key}"
+        try:
+            self._db.post_requests.insert_one(
+                {"_id": request_id, "post_id": doc_id(post_id), "at": datetime.now(UTC)}
+            )
+            return post_id
+        except DuplicateKeyError:
+            doc = self._db.post_requests.find_one({"_id": request_id})
+            if doc is None:  # claimed and removed in between: claim again
+                return self.claim_post_request(author_id, key, post_id)
+            return from_doc_id(doc["post_id"])
+
+    def insert_post(self, post: Post) -> None:
+        """Raises DuplicateId on an id collision (the caller retries)."""
+        try:
+            self._posts.insert_one({**post_doc(post), "deleted_at": None})
+        except DuplicateKeyError as exc:
+            raise DuplicateId(f"post {post.id} exists") from exc
+
+    def get_post(self, post_id: int) -> Post | None:
+        doc = self._posts.find_one({"_id": doc_id(post_id)})
+        return post_from_doc(doc) if doc else None
+
+    def get_posts(self, post_ids: Sequence[int]) -> dict[int, Post]:
+        """Posts by id (deleted ones included, marked); unknown ids are absent."""
+        if not post_ids:
+            return {}
+        if len(post_ids) <= POINT_READ_LIMIT:
+            docs: Iterable[dict[str, Any]] = filter(
+                None, (self._posts.find_one({"_id": doc_id(pid)}) for pid in post_ids)
+            )
+        else:
+            docs = self._posts.find({"_id": {"$in": [doc_id(p) for p in post_ids]}})
+        return {from_doc_id(d["_id"]): post_from_doc(d) for d in docs}
+
+    def author_post_ids(self, author_id: int, below: int | None, limit: int) -> list[int]:
+        """An author's live post ids below `below`, newest first."""
+        query: dict[str, Any] = {"author_id": doc_id(author_id), **_LIVE}
+        if below is not None:
+            query["_id"] = {"$lt": doc_id(below)}
+        cursor = self._posts.find(query, {"_id": 1}).sort("_id", DESCENDING).limit(limit)
+        return [from_doc_id(d["_id"]) for d in cursor]
+
+    def author_posts(self, author_id: int, below: int | None, limit: int) -> list[Post]:
+        query: dict[str, Any] = {"author_id": doc_id(author_id), **_LIVE}
+        if below is not None:
+            query["_id"] = {"$lt": doc_id(below)}
+        cursor = self._posts.find(query).sort("_id", DESCENDING).limit(limit)
+        return [post_from_doc(d) for d in cursor]
+
+    def posts_by_authors(
+        self, author_ids: Sequence[int], below: int | None, limit: int
+    ) -> list[Post]:
+        """Newest live posts of several authors: the degraded feed when Redis is down."""
+        if not author_ids:
+            return []
+        query: dict[str, Any] = {"author_id": {"$in": [doc_id(a) for a in author_ids]}, **_LIVE}
+        if below is not None:
+            query["_id"] = {"$lt": doc_id(below)}
+        cursor = self._posts.find(query).sort("_id", DESCENDING).limit(limit)
+        return [post_from_doc(d) for d in cursor]
+
+    def mark_deleted(self, post_id: int, at: datetime) -> Post | None:
+        """Soft delete (keeps the first deletion time on a retry); returns the post after."""
+        self._posts.update_one({"_id": doc_id(post_id), **_LIVE}, {"$set": {"deleted_at": at}})
+        return self.get_post(post_id)
+
+    def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None:
+        """Idempotent like. Returns the updated post when a like was added, None if it existed.
+
+        Two writes without a transaction (DocumentDB/FerretDB): a crash between them leaves the
+        count one short; the like document is the truth and counts can be recomputed from it."""
+        try:
+            self._likes.insert_one(
+                {
+                    "_id": pair_id(post_id, user_id),
+                    "post_id": doc_id(post_id),
+                    "user_id": doc_id(user_id),
+                    "created_at": at,
+                }
+            )
+        except DuplicateKeyError:
+            return None
+        doc = self._posts.find_one_and_update(
+            {"_id": doc_id(post_id)},
+            {"$inc": {"like_count": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return post_from_doc(doc) if doc else None
+
+    def remove_like(self, post_id: int, user_id: int) -> Post | None:
+        """Idempotent unlike. Returns the updated post when a like was removed."""
+        if self._likes.delete_one({"_id": pair_id(post_id, user_id)}).deleted_count == 0:
+            return None
+        doc = self._posts.find_one_and_update(
+            {"_id": doc_id(post_id), "like_count": {"$gt": 0}},
+            {"$inc": {"like_count": -1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return post_from_doc(doc) if doc else self.get_post(post_id)
+
+    def has_liked(self, post_id: int, user_id: int) -> bool:
+        return self._likes.find_one({"_id": pair_id(post_id, user_id)}, {"_id": 1}) is not None

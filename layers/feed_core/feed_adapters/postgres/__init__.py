@@ -1,0 +1,1 @@
+"""PostgreSQL (Aurora): users and the social graph."""

@@ -1,0 +1,390 @@
+"""Users, follows, blocks and mutes in PostgreSQL (psycopg 3 with a connection pool).
+
+Counts change in the same transaction as the edge, and the two user rows an edge touches are
+locked in id order, so A-follows-B and B-follows-A at the same time cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from newsfeed.errors import Conflict, Forbidden, GraphStoreUnavailable, NotFound
+from newsfeed.fanout.rule import mode_after_count
+from newsfeed.model import BlockChange, FollowChange, ReaderGraph, User
+
+from ..translate import unavailable_on
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+_USER_COLUMNS = (
+    "id, auth_subject, handle, display_name, follower_count, following_count, fanout_mode,"
+    " created_at, last_active_at"
+)
+
+
+def _user(row: Sequence[Any]) -> User:
+    return User(*row)
+
+
+# Connection refused or lost, server shutting down, statement cancelled by its timeout, and the
+# pool's own timeout waiting for a connection (psycopg_pool.PoolTimeout is one of these).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError,)
+
+
+def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
+    """A small pool: a Lambda instance serves one request at a time, a few background threads
+    (fan-out pipelines) may share it."""
+    from psycopg_pool import ConnectionPool
+
+    return ConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"connect_timeout": 5},
+        open=True,
+        name="feed",
+    )
+
+
+@unavailable_on(UNAVAILABLE_ERRORS, GraphStoreUnavailable)
+class PostgresGraphStore:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    # -- users -------------------------------------------------------------------------------
+
+    def create_user(self, user_id: int, auth_subject: str, handle: str, display_name: str) -> User:
+        try:
+            with self._pool.connection() as conn:
+                row = conn.execute(
+                    f"INSERT INTO users (id, auth_subject, handle, display_name)"
+                    f" VALUES (%s, %s, %s, %s) RETURNING {_USER_COLUMNS}",
+                    (user_id, auth_subject, handle, display_name),
+                ).fetchone()
+        except pg_errors.UniqueViolation as exc:
+            constraint = exc.diag.constraint_name or ""
+            if "auth_subject" in constraint:
+                raise Conflict("this account already has a profile") from exc
+            if "handle" in constraint:
+                raise Conflict(f"handle {handle!r} is taken") from exc
+            raise Conflict("user already exists") from exc
+        assert row is not None
+        return _user(row)
+
+    def get_user(self, user_id: int) -> User | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,)
+            ).fetchone()
+        return _user(row) if row else None
+
+    def get_user_by_subject(self, auth_subject: str) -> User | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE auth_subject = %s", (auth_subject,)
+            ).fetchone()
+        return _user(row) if row else None
+
+    def user_exists(self, user_id: int) -> bool:
+        with self._pool.connection() as conn:
+            return (
+                conn.execute("SELECT 1 FROM users WHERE id = %s", (user_id,)).fetchone() is not None
+            )
+
+    def touch_active(self, user_id: int) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("UPDATE users SET last_active_at = now() WHERE id = %s", (user_id,))
+
+    def fanout_mode(self, user_id: int) -> str | None:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT fanout_mode FROM users WHERE id = %s", (user_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_mode_if(self, user_id: int, expected: str, new: str) -> bool:
+        """Compare-and-set of the fan-out mode (a backfill finishing must not undo a crossing that
+        happened meanwhile)."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE users SET fanout_mode = %s WHERE id = %s AND fanout_mode = %s",
+                (new, user_id, expected),
+            )
+            return cur.rowcount == 1
+
+    # -- edges -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _lock_pair(conn: psycopg.Connection, a: int, b: int) -> dict[int, tuple[str, int]]:
+        rows = conn.execute(
+            "SELECT id, fanout_mode, follower_count FROM users WHERE id = ANY(%s)"
+            " ORDER BY id FOR UPDATE",
+            ([a, b],),
+        ).fetchall()
+        found = {r[0]: (r[1], r[2]) for r in rows}
+        for user_id in (a, b):
+            if user_id not in found:
+                raise NotFound(f"user {user_id} not found")
+        return found
+
+    @staticmethod
+    def _blocked_either(conn: psycopg.Connection, a: int, b: int) -> bool:
+        return (
+            conn.execute(
+                "SELECT 1 FROM blocks WHERE (blocker_id = %s AND blocked_id = %s)"
+                " OR (blocker_id = %s AND blocked_id = %s)",
+                (a, b, b, a),
+            ).fetchone()
+            is not None
+        )
+
+    @staticmethod
+    def _count_change(
+        conn: psycopg.Connection,
+        follower: int,
+        followee: int,
+        mode: str,
+        count: int,
+        delta: int,
+        threshold: int,
+    ) -> FollowChange:
+        conn.execute(
+            "UPDATE users SET following_count = following_count + %s WHERE id = %s",
+            (delta, follower),
+        )
+        new_mode, crossing = mode_after_count(mode, count + delta, threshold)
+        conn.execute(
+            "UPDATE users SET follower_count = follower_count + %s, fanout_mode = %s WHERE id = %s",
+            (delta, new_mode, followee),
+        )
+        return FollowChange(follower, followee, True, new_mode, crossing)
+
+    def follow(self, follower: int, followee: int, threshold: int) -> FollowChange:
+        with self._pool.connection() as conn, conn.transaction():
+            locked = self._lock_pair(conn, follower, followee)
+            if self._blocked_either(conn, follower, followee):
+                raise Forbidden("cannot follow: one of you blocks the other")
+            inserted = conn.execute(
+                "INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING 1",
+                (follower, followee),
+            ).fetchone()
+            mode, count = locked[followee]
+            if not inserted:
+                return FollowChange(follower, followee, False, mode)
+            return self._count_change(conn, follower, followee, mode, count, +1, threshold)
+
+    def _unfollow_in(
+        self,
+        conn: psycopg.Connection,
+        follower: int,
+        followee: int,
+        mode: str,
+        count: int,
+        threshold: int,
+    ) -> FollowChange:
+        deleted = conn.execute(
+            "DELETE FROM follows WHERE follower_id = %s AND followee_id = %s RETURNING 1",
+            (follower, followee),
+        ).fetchone()
+        if not deleted:
+            return FollowChange(follower, followee, False, mode)
+        return self._count_change(conn, follower, followee, mode, count, -1, threshold)
+
+    def unfollow(self, follower: int, followee: int, threshold: int) -> FollowChange:
+        with self._pool.connection() as conn, conn.transaction():
+            locked = self._lock_pair(conn, follower, followee)
+            mode, count = locked[followee]
+            return self._unfollow_in(conn, follower, followee, mode, count, threshold)
+
+    def block(self, blocker: int, blocked: int, threshold: int) -> BlockChange:
+        """Block and drop the follow edges in both directions, in one transaction."""
+        with self._pool.connection() as conn, conn.transaction():
+            locked = self._lock_pair(conn, blocker, blocked)
+            inserted = conn.execute(
+                "INSERT INTO blocks (blocker_id, blocked_id) VALUES (%s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING 1",
+                (blocker, blocked),
+            ).fetchone()
+            removed: list[FollowChange] = []
+            for follower, followee in ((blocker, blocked), (blocked, blocker)):
+                mode, count = locked[followee]
+                change = self._unfollow_in(conn, follower, followee, mode, count, threshold)
+                if change.changed:
+                    removed.append(change)
+            return BlockChange(bool(inserted), removed)
+
+    def unblock(self, blocker: int, blocked: int) -> bool:
+        with self._pool.connection() as conn:
+            self._require_users(conn, blocker, blocked)
+            cur = conn.execute(
+                "DELETE FROM blocks WHERE blocker_id = %s AND blocked_id = %s", (blocker, blocked)
+            )
+            return cur.rowcount == 1
+
+    def mute(self, muter: int, muted: int) -> bool:
+        with self._pool.connection() as conn:
+            self._require_users(conn, muter, muted)
+            cur = conn.execute(
+                "INSERT INTO mutes (muter_id, muted_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (muter, muted),
+            )
+            return cur.rowcount == 1
+
+    def unmute(self, muter: int, muted: int) -> bool:
+        with self._pool.connection() as conn:
+            self._require_users(conn, muter, muted)
+            cur = conn.execute(
+                "DELETE FROM mutes WHERE muter_id = %s AND muted_id = %s", (muter, muted)
+            )
+            return cur.rowcount == 1
+
+    @staticmethod
+    def _require_users(conn: psycopg.Connection, *user_ids: int) -> None:
+        rows = conn.execute("SELECT id FROM users WHERE id = ANY(%s)", (list(user_ids),)).fetchall()
+        found = {r[0] for r in rows}
+        for user_id in user_ids:
+            if user_id not in found:
+                raise NotFound(f"user {user_id} not found")
+
+    def blocked_either(self, a: int, b: int) -> bool:
+        with self._pool.connection() as conn:
+            return self._blocked_either(conn, a, b)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def reader_graph(self, reader_id: int, active_days: int) -> ReaderGraph | None:
+        """Followees with their mode, mutes and blocks (both directions), plus activity flags, in
+        ONE round trip. Time comparisons use the database clock, the same one fan-out uses to
+        pick active followers, so "skipped by fan-out" and "rebuild on read" always agree."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                """
+                SELECT 'u', id, fanout_mode,
+                       last_active_at < now() - make_interval(days => %(days)s),
+                       last_active_at < now() - interval '1 minute'
+                  FROM users WHERE id = %(r)s
+                UNION ALL
+                SELECT 'f', f.followee_id, u.fanout_mode, NULL, NULL
+                  FROM follows f JOIN users u ON u.id = f.followee_id
+                 WHERE f.follower_id = %(r)s
+                UNION ALL
+                SELECT 'm', muted_id, NULL, NULL, NULL FROM mutes WHERE muter_id = %(r)s
+                UNION ALL
+                SELECT 'b', blocked_id, NULL, NULL, NULL FROM blocks WHERE blocker_id = %(r)s
+                UNION ALL
+                SELECT 'b', blocker_id, NULL, NULL, NULL FROM blocks WHERE blocked_id = %(r)s
+                """,
+                {"r": reader_id, "days": active_days},
+            ).fetchall()
+        followees: dict[int, str] = {}
+        muted: set[int] = set()
+        blocked: set[int] = set()
+        me = None
+        for kind, other, mode, inactive, touch_due in rows:
+            if kind == "u":
+                me = (bool(inactive), bool(touch_due))
+            elif kind == "f":
+                followees[other] = mode
+            elif kind == "m":
+                muted.add(other)
+            else:
+                blocked.add(other)
+        if me is None:
+            return None
+        return ReaderGraph(reader_id, followees, frozenset(muted), frozenset(blocked), *me)
+
+    def _users_page(self, sql: str, user_id: int, after_id: int | None, limit: int) -> list[User]:
+        with self._pool.connection() as conn:
+            self._require_users(conn, user_id)
+            rows = conn.execute(sql, (user_id, after_id or 0, limit)).fetchall()
+        return [_user(r) for r in rows]
+
+    def followers_page(self, user_id: int, after_id: int | None, limit: int) -> list[User]:
+        """Followers in ascending id order after `after_id` (keyset on followee_id, follower_id)."""
+        cols = ", ".join(f"u.{c.strip()}" for c in _USER_COLUMNS.split(","))
+        return self._users_page(
+            f"SELECT {cols} FROM follows f JOIN users u ON u.id = f.follower_id"
+            " WHERE f.followee_id = %s AND f.follower_id > %s ORDER BY f.follower_id LIMIT %s",
+            user_id,
+            after_id,
+            limit,
+        )
+
+    def following_page(self, user_id: int, after_id: int | None, limit: int) -> list[User]:
+        cols = ", ".join(f"u.{c.strip()}" for c in _USER_COLUMNS.split(","))
+        return self._users_page(
+            f"SELECT {cols} FROM follows f JOIN users u ON u.id = f.followee_id"
+            " WHERE f.follower_id = %s AND f.followee_id > %s ORDER BY f.followee_id LIMIT %s",
+            user_id,
+            after_id,
+            limit,
+        )
+
+    def follower_ids_page(self, author_id: int, after_id: int, limit: int) -> list[int]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT follower_id FROM follows WHERE followee_id = %s AND follower_id > %s"
+                " ORDER BY follower_id LIMIT %s",
+                (author_id, after_id, limit),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def follower_ids_in_range(
+        self, author_id: int, after_id: int, upto_id: int, *, active_days: int | None
+    ) -> list[int]:
+        """Followers in (after_id, upto_id]; only those seen within `active_days` if given."""
+        if active_days is None:
+            sql = (
+                "SELECT follower_id FROM follows WHERE followee_id = %(a)s"
+                " AND follower_id > %(lo)s AND follower_id <= %(hi)s ORDER BY follower_id"
+            )
+        else:
+            sql = (
+                "SELECT f.follower_id FROM follows f JOIN users u ON u.id = f.follower_id"
+                " WHERE f.followee_id = %(a)s"
+                " AND f.follower_id > %(lo)s AND f.follower_id <= %(hi)s"
+                " AND u.last_active_at >= now() - make_interval(days => %(days)s)"
+                " ORDER BY f.follower_id"
+            )
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                sql, {"a": author_id, "lo": after_id, "hi": upto_id, "days": active_days}
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- scheduled jobs ------------------------------------------------------------------------
+
+    def recently_active_page(
+        self, within_hours: int, after: tuple[datetime, int] | None, limit: int
+    ) -> list[tuple[datetime, int]]:
+        """(last_active_at, id) of users seen within `within_hours`, most recent first; keyset
+        paging from `after` (the last row of the previous page)."""
+        sql = (
+            "SELECT last_active_at, id FROM users"
+            " WHERE last_active_at >= now() - make_interval(hours => %(h)s)"
+        )
+        if after is not None:
+            sql += " AND (last_active_at, id) < (%(at)s, %(id)s)"
+        sql += " ORDER BY last_active_at DESC, id DESC LIMIT %(n)s"
+        params = {"h": within_hours, "n": limit}
+        if after is not None:
+            params.update(at=after[0], id=after[1])
+        with self._pool.connection() as conn:
+            return [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
+
+    def inactive_among(self, user_ids: Sequence[int], active_days: int) -> set[int]:
+        """The ids not seen within `active_days`, or no longer users at all."""
+        if not user_ids:
+            return set()
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id FROM users WHERE id = ANY(%s)"
+                " AND last_active_at >= now() - make_interval(days => %s)",
+                (list(user_ids), active_days),
+            ).fetchall()
+        return set(user_ids) - {r[0] for r in rows}

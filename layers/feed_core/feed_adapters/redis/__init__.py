@@ -1,0 +1,1 @@
+"""Redis (ElastiCache): the timeline store and its client."""

@@ -1,0 +1,64 @@
+"""Every Redis key. Nothing else in the code base names one (the scripts get them as KEYS).
+
+Keys (the braces are literal Redis Cluster hash tags, so a list and its metadata share a slot
+and one Lua script can update both atomically):
+  tl:{user}     home timeline ZSET: member = zero-padded 19-digit post id, score = the id as a
+                double. Doubles round 64-bit ids, but ties sort by member and members are
+                fixed-width, so ZSET order is exactly id order. Capped at TIMELINE_MAX_LEN,
+                lazily on fan-out: trimmed back to the cap once it exceeds cap + trim slack.
+  tlm:{user}    timeline metadata HASH: state (building|ready), built_at (ms), h (horizon).
+  ap:{author}   the author's recent post ids, same encoding and cap.
+  apm:{author}  the author list's metadata, same fields.
+  post:{id}     cached post body (JSON of Post.to_dict), TTL POST_CACHE_TTL_SECONDS.
+  bf:{author}:<job>  SET of finished chunks of one backfill_author job (TTL one day).
+
+Validity: a list is usable when its metadata says `ready` (so an empty list is valid; a missing
+or `building` one is rebuilt by the reader). Fan-out writes only into lists whose metadata
+exists (`building` included: a rebuild in progress must not miss a concurrent post) and never
+creates one (it would look complete while holding a single post).
+
+Horizon `h`: the list holds every relevant post with id >= h. It rises when trimming drops the
+oldest entries or when posts are merged from a source that is itself incomplete below some id.
+Below the horizon the reader pulls from the per-author sources instead (lazy loading).
+"""
+
+from __future__ import annotations
+
+
+def timeline_key(user_id: int) -> str:
+    return f"tl:{{{user_id}}}"
+
+
+def timeline_meta_key(user_id: int) -> str:
+    return f"tlm:{{{user_id}}}"
+
+
+def author_posts_key(author_id: int) -> str:
+    return f"ap:{{{author_id}}}"
+
+
+def author_meta_key(author_id: int) -> str:
+    return f"apm:{{{author_id}}}"
+
+
+def post_cache_key(post_id: int) -> str:
+    return f"post:{{{post_id}}}"
+
+
+# Engagement events waiting for the roll-up (impressions: one per item of every feed page read,
+# too many to write to MongoDB on the read path). Same hash tag: the move script is atomic.
+ENGAGEMENT_BUFFER_KEY = "{engagement}:buffer"
+ENGAGEMENT_DRAINING_KEY = "{engagement}:draining"
+
+
+def backfill_key(author_id: int, job_id: str) -> str:
+    return f"bf:{{{author_id}}}:{job_id}"
+
+
+# SCAN pattern of every home timeline's metadata (cleanup walks the timelines through it).
+TIMELINE_META_PATTERN = "tlm:{*}"
+
+
+def owner_of(key: str) -> int:
+    """The user or author id inside a key's hash tag."""
+    return int(key[key.index("{") + 1 : key.index("}")])

@@ -1,0 +1,1 @@
+"""Amazon SQS: the fan-out queue."""

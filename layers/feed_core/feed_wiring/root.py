@@ -1,0 +1,209 @@
+"""The one composition root: builds the store adapters from the settings and wires every
+service of the domain with them, once per process.
+
+Lambda keeps a process warm across invocations, so the store clients live here, at module
+level, built on the first request that needs them and not at import: importing a function's
+module stays cheap (no driver is imported), and a function that never touches a store never
+connects to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from threading import Lock
+from typing import TYPE_CHECKING, Any
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from newsfeed.fanout.handler import FanoutJobHandler
+    from newsfeed.feed.manager import FeedManager
+    from newsfeed.feed.reader import HomeFeed
+    from newsfeed.ids import IdGenerator
+    from newsfeed.jobs.cleanup import TimelineCleanup
+    from newsfeed.jobs.prewarm import Prewarmer
+    from newsfeed.jobs.rollup import EngagementRollup, EngagementStore
+    from newsfeed.jobs.stats import StatsService
+    from newsfeed.ports import FanoutQueue, GraphStore, PostStore, TimelineStore
+    from newsfeed.posting.likes import LikeService
+    from newsfeed.posting.service import PostService
+    from newsfeed.social.graph import SocialGraphService
+    from newsfeed.social.profiles import ProfileService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the HTTP layer, the fan-out worker and the scheduled jobs call."""
+
+    profiles: ProfileService
+    social: SocialGraphService
+    posts: PostService
+    likes: LikeService
+    feed: HomeFeed
+    fanout: FanoutJobHandler
+    stats: StatsService
+    prewarm: Prewarmer
+    cleanup: TimelineCleanup
+    rollup: EngagementRollup
+    # The feed policy and the timeline store, for tools and tests that inspect timelines.
+    feeds: FeedManager
+    timelines: TimelineStore
+
+
+ServicesProvider = Callable[[], Services]
+
+
+def build_services(
+    settings: Settings,
+    *,
+    graph: GraphStore | None = None,
+    posts: PostStore | None = None,
+    engagement: EngagementStore | None = None,
+    timelines: TimelineStore | None = None,
+    redis_client: Any = None,
+    queue: FanoutQueue | None = None,
+    ids: IdGenerator | None = None,
+) -> Services:
+    """Wire the services. Adapters not given are built from `settings`: the PostgreSQL pool,
+    the MongoDB database, the Redis client and the SQS queue (FANOUT_QUEUE_URL)."""
+    # Imported here, not at module level: the domain and the drivers cost about 200 ms, which
+    # the first request pays instead of every import of a function module.
+    from newsfeed.cursor import CursorCodec
+    from newsfeed.engagement import EngagementEvents
+    from newsfeed.fanout.handler import FanoutJobHandler
+    from newsfeed.feed.manager import FeedManager
+    from newsfeed.feed.reader import HomeFeed
+    from newsfeed.ids import IdGenerator
+    from newsfeed.jobs.cleanup import TimelineCleanup
+    from newsfeed.jobs.prewarm import Prewarmer
+    from newsfeed.jobs.rollup import EngagementRollup
+    from newsfeed.jobs.stats import StatsService
+    from newsfeed.posting.bodies import PostBodies
+    from newsfeed.posting.likes import LikeService
+    from newsfeed.posting.service import PostService
+    from newsfeed.social.graph import SocialGraphService
+    from newsfeed.social.profiles import ProfileService
+
+    if graph is None:
+        from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
+
+        graph = PostgresGraphStore(make_pool(settings.postgres_dsn))
+    if posts is None or engagement is None:
+        from feed_adapters.mongo.database import make_database
+        from feed_adapters.mongo.engagement_store import MongoEngagementStore
+        from feed_adapters.mongo.post_store import MongoPostStore
+
+        db = make_database(settings.mongodb_url, settings.mongodb_db)
+        posts = posts or MongoPostStore(db)
+        engagement = engagement or MongoEngagementStore(db)
+    if timelines is None:
+        from feed_adapters.redis.client import make_redis
+        from feed_adapters.redis.timeline_store import RedisTimelineStore
+
+        timelines = RedisTimelineStore(
+            redis_client or make_redis(settings.redis_host, settings.redis_port, settings.redis_db),
+            max_len=settings.timeline_max_len,
+            post_ttl_seconds=settings.post_cache_ttl_seconds,
+            trim_slack=settings.timeline_trim_slack,
+            cluster=settings.redis_cluster,
+        )
+    if queue is None and not settings.fanout_queue_url:
+        queue = _NoFanoutQueue()
+    if queue is None:
+        from feed_adapters.sqs.fanout_queue import SqsFanoutQueue
+
+        queue = SqsFanoutQueue(
+            settings.fanout_queue_url,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
+    rules = settings.feed_rules()
+    ids = ids or IdGenerator(settings.id_worker)
+    cursors = CursorCodec(settings.cursor_secret)
+    events = EngagementEvents(engagement, timelines)
+    feeds = FeedManager(timelines, posts, graph, active_days=rules.active_days)
+    bodies = PostBodies(posts, timelines)
+    feed = HomeFeed(
+        graph, posts, timelines, feeds, bodies, cursors, events, active_days=rules.active_days
+    )
+    post_store = posts
+
+    def post_exists(post_id: int) -> bool:
+        post = post_store.get_post(post_id)
+        return post is not None and not post.is_deleted
+
+    return Services(
+        profiles=ProfileService(graph, timelines, cursors, ids),
+        social=SocialGraphService(
+            graph, feeds, queue, events, celebrity_threshold=rules.celebrity_threshold
+        ),
+        posts=PostService(graph, posts, bodies, feeds, queue, cursors, ids, events),
+        likes=LikeService(graph, posts, bodies, events),
+        feed=feed,
+        fanout=FanoutJobHandler(
+            graph,
+            posts,
+            feeds,
+            queue,
+            timelines,
+            active_days=rules.active_days,
+            chunk_size=rules.fanout_chunk_size,
+            page_size=rules.fanout_page_size,
+        ),
+        stats=StatsService(engagement, post_exists, graph.user_exists),
+        prewarm=Prewarmer(
+            graph,
+            timelines,
+            feed,
+            active_hours=rules.prewarm_active_hours,
+            max_users=rules.prewarm_max_users,
+            page_size=rules.prewarm_page_size,
+        ),
+        cleanup=TimelineCleanup(graph, timelines, active_days=rules.active_days),
+        rollup=EngagementRollup(
+            engagement, drain_buffer=lambda: timelines.drain_events(engagement.record_events)
+        ),
+        feeds=feeds,
+        timelines=timelines,
+    )
+
+
+class _NoFanoutQueue:
+    """Stands in when FANOUT_QUEUE_URL is not set: reads and scheduled jobs need no queue, and
+    what would enqueue answers 503 saying why instead of failing at start-up."""
+
+    def send(self, jobs: Any) -> None:
+        from newsfeed.errors import QueueUnavailable
+
+        raise QueueUnavailable(
+            "no fan-out queue is configured (FANOUT_QUEUE_URL); locally `make up` creates one"
+        )
+
+
+_built: dict[Settings, Services] = {}
+_lock = Lock()
+
+
+def get_services(settings: Settings) -> Services:
+    """The process-wide services for these settings, built on first use."""
+    services = _built.get(settings)
+    if services is None:
+        with _lock:  # the dev server calls this from worker threads
+            services = _built.get(settings)
+            if services is None:
+                services = build_services(settings)
+                _built[settings] = services
+    return services
+
+
+def use_services(settings: Settings, services: Services) -> None:
+    """Make `services` the process-wide instance for `settings` (tests, local tools)."""
+    with _lock:
+        _built[settings] = services
+
+
+def lazy_services(settings: Settings) -> ServicesProvider:
+    """A provider for the HTTP app: nothing connects until the first request."""
+    return partial(get_services, settings)

@@ -1,0 +1,111 @@
+"""Typed settings, read once at the edge (a handler's init or a CLI) and passed inward: the
+composition root hands each adapter its part and the domain its `FeedRules`.
+
+Standard library only, so that importing it costs a cold start nothing; the local platform
+script (infra/devstack.py) shares these defaults with the application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from urllib.parse import quote
+
+from newsfeed.rules import FeedRules
+
+# Local services listen on 127.0.0.1 below 32768: ports from 32768 up are the kernel's
+# ephemeral range here and collide with client sockets.
+DEFAULT_POSTGRES_PORT = 15432
+DEFAULT_REDIS_PORT = 16379
+DEFAULT_MONGODB_PORT = 17017
+DEFAULT_EMULATOR_PORT = 4566
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    postgres_user: str = "feed"
+    postgres_password: str = "feed"
+    postgres_db: str = "feed"
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = DEFAULT_POSTGRES_PORT
+    redis_host: str = "127.0.0.1"
+    redis_port: int = DEFAULT_REDIS_PORT
+    redis_db: int = 0
+    mongodb_url: str = f"mongodb://127.0.0.1:{DEFAULT_MONGODB_PORT}/"
+    mongodb_db: str = "feed"
+    aws_endpoint_url: str | None = f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}"
+    aws_region: str = "us-east-1"
+    # The queue URL wins; without it the queue is looked up by name (local emulator).
+    fanout_queue_url: str | None = None
+    fanout_queue_name: str = "feed-fanout"
+    # Feed rules.
+    celebrity_threshold: int = 10_000
+    timeline_max_len: int = 800
+    # Lazy trim: fan-out trims a timeline back to TIMELINE_MAX_LEN only once it exceeds
+    # TIMELINE_MAX_LEN + this. None: 10% of the cap (caps >= 100), else 0. Cap + slack is kept
+    # <= 1024, Redis's zset-max-listpack-entries (timelines stay listpacks).
+    timeline_trim_slack: int | None = None
+    # Redis Cluster (ElastiCache cluster mode): fan-out pipelines one script call per timeline
+    # instead of batching many timelines (keys of different users are in different slots).
+    redis_cluster: bool = False
+    active_days: int = 7
+    fanout_chunk_size: int = 1_000
+    # Follower ids read per keyset page while a fan-out head job plans its chunks.
+    fanout_page_size: int = 10_000
+    post_cache_ttl_seconds: int = 86_400
+    # Scheduled jobs. Prewarm: users seen within this many hours, at most this many per run
+    # (most recently active first), each warmed for a first page of this size.
+    prewarm_active_hours: int = 24
+    prewarm_max_users: int = 20_000
+    prewarm_page_size: int = 20
+    # Auth.
+    jwt_issuer: str = "https://auth.feed.local"
+    jwt_audience: str = "feed-api"
+    jwt_jwks_url: str | None = None
+    jwt_public_key_file: str | None = None
+    cursor_secret: str = "local-dev-cursor-secret"
+    # Snowflake worker id (0..1023); None picks a random one per process.
+    id_worker: int | None = None
+
+    def feed_rules(self) -> FeedRules:
+        return FeedRules(
+            celebrity_threshold=self.celebrity_threshold,
+            active_days=self.active_days,
+            fanout_chunk_size=self.fanout_chunk_size,
+            fanout_page_size=self.fanout_page_size,
+            prewarm_active_hours=self.prewarm_active_hours,
+            prewarm_max_users=self.prewarm_max_users,
+            prewarm_page_size=self.prewarm_page_size,
+        )
+
+    @property
+    def postgres_dsn(self) -> str:
+        return (
+            f"postgresql://{quote(self.postgres_user)}:{quote(self.postgres_password)}"
+            f"@{self.postgres_host}:{self.postgres_port}/{quote(self.postgres_db)}"
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from environment-style names (POSTGRES_USER, REDIS_PORT, ...).
+
+        An empty string counts as unset, so `AWS_ENDPOINT_URL=` means real AWS endpoints.
+        """
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(field.name.upper())
+            if raw is None:
+                continue
+            if field.type in ("bool", bool):
+                values[field.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif field.type in ("int", int) or (field.type == "int | None" and raw):
+                try:
+                    values[field.name] = int(raw)
+                except ValueError as exc:
+                    name = field.name.upper()
+                    raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+            elif field.type in ("str | None", "int | None"):
+                values[field.name] = raw or None
+            else:
+                values[field.name] = raw
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Fan-out: the push/pull rule (`rule`), the typed jobs (`jobs`) and the job handler."""

@@ -1,0 +1,176 @@
+"""Fan-out jobs: one SQS message each, typed here and parsed strictly at the edge of the handler.
+
+Wire shapes (JSON objects; unchanged since the first release, so messages in flight during a
+deploy still parse):
+  {"kind": "fanout", "author_id", "post_id"}                                 head: plans chunks
+  {"kind": "fanout", "author_id", "post_id", "after_id", "upto_id", "chunk", "chunks"}
+  {"kind": "retract", ... the same two shapes ...}                           post deleted
+  {"kind": "backfill_author", "author_id", "job_id"}                         pull -> push
+  {"kind": "backfill_author", "author_id", "job_id", "after_id", "upto_id", "chunk", "chunks"}
+
+A chunk covers the followers with ids in (after_id, upto_id]. Anything else (an unknown kind, a
+missing or mistyped field, an id out of range, an empty range) is `InvalidJob`: the handler
+reports the message as failed, so SQS retries it and then moves it to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from ..errors import InvalidInput
+from ..ids import MAX_ID
+
+_JOB_ID = re.compile(r"[0-9a-f]{1,64}")
+_MAX_CHUNKS = 1 << 20
+
+
+class InvalidJob(InvalidInput):
+    code = "invalid_job"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRange:
+    """Followers with ids in (after_id, upto_id], chunk `chunk` of `chunks`."""
+
+    after_id: int
+    upto_id: int
+    chunk: int
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class PushPost:
+    """Head job of a new post: plan the chunks (or run the only one) and push to followers."""
+
+    kind: ClassVar[str] = "fanout"
+    author_id: int
+    post_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PushPostChunk:
+    kind: ClassVar[str] = "fanout"
+    author_id: int
+    post_id: int
+    span: ChunkRange
+
+
+@dataclass(frozen=True, slots=True)
+class RetractPost:
+    """Head job of a deleted post: remove it from every follower's timeline."""
+
+    kind: ClassVar[str] = "retract"
+    author_id: int
+    post_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetractPostChunk:
+    kind: ClassVar[str] = "retract"
+    author_id: int
+    post_id: int
+    span: ChunkRange
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillAuthor:
+    """Head job of an author who fell below the celebrity threshold (pull -> push_pending):
+    push their recent posts to active followers, then switch them to push."""
+
+    kind: ClassVar[str] = "backfill_author"
+    author_id: int
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillAuthorChunk:
+    kind: ClassVar[str] = "backfill_author"
+    author_id: int
+    job_id: str
+    span: ChunkRange
+
+
+HeadJob = PushPost | RetractPost | BackfillAuthor
+ChunkJob = PushPostChunk | RetractPostChunk | BackfillAuthorChunk
+FanoutJob = HeadJob | ChunkJob
+
+_CHUNK_OF: dict[type, type] = {
+    PushPost: PushPostChunk,
+    RetractPost: RetractPostChunk,
+    BackfillAuthor: BackfillAuthorChunk,
+}
+
+
+def chunk_jobs(head: HeadJob, ranges: list[tuple[int, int]]) -> list[ChunkJob]:
+    """One chunk job per (after_id, upto_id] range, numbered for completion tracking."""
+    chunk_type = _CHUNK_OF[type(head)]
+    fields = {k: v for k, v in asdict(head).items()}
+    return [
+        chunk_type(**fields, span=ChunkRange(after, upto, i, len(ranges)))
+        for i, (after, upto) in enumerate(ranges)
+    ]
+
+
+def to_message(job: FanoutJob) -> dict[str, Any]:
+    """The job's wire shape (see the module docstring)."""
+    body: dict[str, Any] = {"kind": job.kind}
+    for name, value in asdict(job).items():
+        if name == "span":
+            body.update(value)
+        else:
+            body[name] = value
+    return body
+
+
+def _id(body: dict[str, Any], name: str, *, low: int = 1) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidJob(f"fan-out job field {name!r} is missing or not an integer")
+    if not low <= value <= MAX_ID:
+        raise InvalidJob(f"fan-out job field {name!r} is out of range")
+    return value
+
+
+def _span(body: dict[str, Any]) -> ChunkRange:
+    after, upto = _id(body, "after_id", low=0), _id(body, "upto_id")
+    if upto <= after:
+        raise InvalidJob("fan-out chunk range is empty (upto_id <= after_id)")
+    chunk, chunks = body.get("chunk", 0), body.get("chunks", 1)
+    for name, value in (("chunk", chunk), ("chunks", chunks)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidJob(f"fan-out job field {name!r} is not an integer")
+    if not 0 <= chunk < chunks <= _MAX_CHUNKS:
+        raise InvalidJob("fan-out chunk number out of range")
+    return ChunkRange(after, upto, chunk, chunks)
+
+
+def parse_job(body: Any) -> FanoutJob:
+    """A typed job from a decoded message body; `InvalidJob` for anything malformed."""
+    if not isinstance(body, dict):
+        raise InvalidJob(f"fan-out job must be a JSON object, got {type(body).__name__}")
+    kind = body.get("kind")
+    author_id = _id(body, "author_id")
+    chunked = "upto_id" in body or "after_id" in body
+    if kind in ("fanout", "retract"):
+        post_id = _id(body, "post_id")
+        if kind == "fanout":
+            return (
+                PushPostChunk(author_id, post_id, _span(body))
+                if chunked
+                else PushPost(author_id, post_id)
+            )
+        return (
+            RetractPostChunk(author_id, post_id, _span(body))
+            if chunked
+            else RetractPost(author_id, post_id)
+        )
+    if kind == "backfill_author":
+        job_id = body.get("job_id")
+        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+            raise InvalidJob("fan-out job field 'job_id' must be 1-64 lowercase hex digits")
+        if chunked:
+            return BackfillAuthorChunk(author_id, job_id, _span(body))
+        return BackfillAuthor(author_id, job_id)
+    raise InvalidJob(f"unknown fan-out job kind: {kind!r}"[:200])

@@ -1,0 +1,2 @@
+"""Home feeds: the feed policy (`manager`), the pure merge (`merge`) and the read path
+(`reader`)."""

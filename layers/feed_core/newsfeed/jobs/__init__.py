@@ -1,0 +1,1 @@
+"""The scheduled jobs: prewarm, timeline cleanup, engagement roll-up; and the stats it feeds."""

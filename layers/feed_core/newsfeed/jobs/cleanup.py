@@ -1,0 +1,67 @@
+"""Timeline cleanup (the scheduled `cleanup` function): Redis keeps the home timelines of active
+users only.
+
+Fan-out already skips followers inactive beyond ACTIVE_DAYS, and their next read rebuilds the
+timeline from the author lists, so an inactive user's timeline is dead weight: this job walks
+every timeline in Redis (SCAN, so its cost follows what Redis holds, not the number of users),
+asks PostgreSQL which owners are inactive (or gone), and drops those timelines. A timeline that
+was rebuilt in the last few minutes is kept: its owner has just come back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..ports import TimelineStore
+
+# A timeline (re)built this recently belongs to a reader who is back; never drop it.
+REBUILT_GRACE_MS = 10 * 60 * 1000
+OWNERS_PER_BATCH = 500
+
+
+class ActivityCheck(Protocol):
+    def inactive_among(self, user_ids: Sequence[int], active_days: int) -> set[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupReport:
+    timelines_seen: int
+    dropped: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, int | float]:
+        return {
+            "timelines_seen": self.timelines_seen,
+            "dropped": self.dropped,
+            "seconds": self.seconds,
+        }
+
+
+class TimelineCleanup:
+    def __init__(
+        self,
+        users: ActivityCheck,
+        timelines: TimelineStore,
+        *,
+        active_days: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._users = users
+        self._timelines = timelines
+        self._active_days = active_days
+        self._clock = clock
+
+    def run(self) -> CleanupReport:
+        t0 = self._clock()
+        built_before_ms = int(t0 * 1000) - REBUILT_GRACE_MS
+        seen = dropped = 0
+        for owners in self._timelines.timeline_owners(OWNERS_PER_BATCH):
+            seen += len(owners)
+            inactive = self._users.inactive_among(owners, self._active_days)
+            if inactive:
+                dropped += self._timelines.drop_timelines(sorted(inactive), built_before_ms)
+        return CleanupReport(seen, dropped, round(self._clock() - t0, 3))

@@ -1,0 +1,168 @@
+"""Plain data the services take and return. JSON shapes (ids as strings) live in `to_dict`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+FanoutMode = Literal["push", "pull", "push_pending"]
+FANOUT_MODES: tuple[str, ...] = ("push", "pull", "push_pending")
+MEDIA_KINDS: tuple[str, ...] = ("image", "video", "gif")
+# States of a timeline or author list: usable only when ready (a missing or building one is
+# rebuilt by its reader).
+LIST_READY = "ready"
+LIST_BUILDING = "building"
+
+T = TypeVar("T")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    auth_subject: str
+    handle: str
+    display_name: str
+    follower_count: int
+    following_count: int
+    fanout_mode: str
+    created_at: datetime
+    last_active_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Public profile (no auth subject, no internal fan-out state)."""
+        return {
+            "id": str(self.id),
+            "handle": self.handle,
+            "display_name": self.display_name,
+            "follower_count": self.follower_count,
+            "following_count": self.following_count,
+            "created_at": _iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    url: str
+    kind: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"url": self.url, "kind": self.kind}
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    id: int
+    author_id: int
+    text: str
+    media: tuple[Media, ...]
+    created_at: datetime
+    like_count: int = 0
+    deleted_at: datetime | None = None
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "author_id": str(self.author_id),
+            "text": self.text,
+            "media": [m.to_dict() for m in self.media],
+            "created_at": _iso(self.created_at),
+            "like_count": self.like_count,
+            "deleted_at": _iso(self.deleted_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Post:
+        """Inverse of `to_dict` (the post cache stores exactly that shape)."""
+        deleted = data.get("deleted_at")
+        return cls(
+            id=int(data["id"]),
+            author_id=int(data["author_id"]),
+            text=data["text"],
+            media=tuple(Media(url=m["url"], kind=m["kind"]) for m in data.get("media") or ()),
+            created_at=datetime.fromisoformat(data["created_at"]),
+            like_count=int(data.get("like_count", 0)),
+            deleted_at=datetime.fromisoformat(deleted) if deleted else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    items: list[Post]
+    next_cursor: str | None
+    # True when a store failed and the page may miss items (it is still correct in what it shows).
+    partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderGraph:
+    """Everything the feed read needs from PostgreSQL, loaded in one round trip."""
+
+    reader_id: int
+    followees: dict[int, str]  # followee id -> fanout_mode
+    muted: frozenset[int] = frozenset()
+    blocked: frozenset[int] = frozenset()  # either direction
+    # Inactive beyond ACTIVE_DAYS: fan-out skipped this reader, so the timeline must be rebuilt.
+    inactive: bool = False
+    # last_active_at is older than a minute: worth an UPDATE.
+    touch_due: bool = False
+
+    def visible_authors(self) -> set[int]:
+        return ({*self.followees, self.reader_id} - self.muted) - self.blocked
+
+    def pulled_authors(self) -> list[int]:
+        """Authors read at request time: pull-mode followees, push_pending ones (still pulled while
+        their backfill runs) and the reader's own posts."""
+        pulled = [a for a, mode in self.followees.items() if mode != "push"]
+        pulled.append(self.reader_id)
+        return pulled
+
+    def pushed_authors(self) -> list[int]:
+        """Followees whose posts are (or are being) pushed into the reader's timeline."""
+        return [a for a, mode in self.followees.items() if mode != "pull"]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowChange:
+    """Outcome of adding or removing one follow edge."""
+
+    follower_id: int
+    followee_id: int
+    changed: bool  # False when the edge was already in the requested state
+    followee_mode: str  # mode after the change
+    # "to_pull" or "to_push_pending" when the followee crossed the celebrity threshold.
+    crossing: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListRead:
+    """One home timeline or author list as read from the timeline store: its state, horizon and
+    the ids below the cursor, newest first."""
+
+    state: str  # LIST_READY, LIST_BUILDING, or '' when missing
+    horizon: int  # 0: complete to the bottom; else holds every relevant post with id >= horizon
+    ids: list[int]
+
+    @property
+    def ready(self) -> bool:
+        return self.state == LIST_READY
+
+
+@dataclass(frozen=True, slots=True)
+class BlockChange:
+    changed: bool
+    removed_follows: list[FollowChange] = field(default_factory=list)

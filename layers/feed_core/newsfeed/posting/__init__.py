@@ -1,0 +1,1 @@
+"""Posts: create (idempotent), read, delete; likes; post bodies through the cache."""

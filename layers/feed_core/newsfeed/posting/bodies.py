@@ -1,0 +1,64 @@
+"""Post bodies read through the post cache: the timeline store's cache first, the post store
+for misses (which are then cached). Every read path (the feed, a single post, likes) goes
+through here, so what the cache may hold is decided in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from ..errors import PostStoreUnavailable, TimelineStoreUnavailable
+from ..model import Post
+from ..ports import PostStore, TimelineStore
+
+log = logging.getLogger(__name__)
+
+
+class PostBodies:
+    def __init__(self, posts: PostStore, timelines: TimelineStore) -> None:
+        self._posts = posts
+        self._timelines = timelines
+
+    def get(self, post_id: int) -> Post | None:
+        """One post (a deleted one too, marked), or None if it never existed."""
+        try:
+            cached = self._timelines.cached_posts([post_id]).get(post_id)
+        except TimelineStoreUnavailable:
+            cached = None
+        if cached is not None:
+            return cached
+        post = self._posts.get_post(post_id)
+        if post is not None:
+            self.cache([post])
+        return post
+
+    def get_many(self, post_ids: Sequence[int]) -> tuple[dict[int, Post], bool]:
+        """Posts by id; returns (found, degraded): degraded when the post store failed and
+        some bodies may be missing."""
+        try:
+            found = self._timelines.cached_posts(post_ids)
+        except TimelineStoreUnavailable:
+            found = {}
+        misses = [i for i in post_ids if i not in found]
+        if misses:
+            try:
+                loaded = self._posts.get_posts(misses)
+            except PostStoreUnavailable:
+                log.warning("hydration from the post store failed", exc_info=True)
+                return found, True
+            found.update(loaded)
+            self.cache(loaded.values())
+        return found, False
+
+    def cache(self, posts: Iterable[Post]) -> None:
+        """Best effort: the cache is only a copy, so a failure to fill it is not an error."""
+        try:
+            self._timelines.cache_posts(posts)
+        except TimelineStoreUnavailable:
+            log.warning("post cache fill failed", exc_info=True)
+
+    def cache_tombstone(self, deleted: Post) -> None:
+        """A deleted post's cache entry. Not best effort: every read path hydrates through the
+        cache, so until it holds the tombstone the post is still served; a failure here fails
+        the delete, whose retry (idempotent) writes it."""
+        self._timelines.cache_posts([deleted])

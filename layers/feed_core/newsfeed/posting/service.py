@@ -1,0 +1,159 @@
+"""Create (idempotent with a key), read, list and delete posts.
+
+Write order: the post store (the truth) first, then the timeline store, then the queue; every
+step after the first is idempotent, so a retry of the same call redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ..clock import Clock, utcnow
+from ..cursor import CursorCodec
+from ..engagement import EngagementEvents
+from ..errors import (
+    Conflict,
+    DuplicateId,
+    Forbidden,
+    NotFound,
+    QueueUnavailable,
+    TimelineStoreUnavailable,
+    Unavailable,
+)
+from ..fanout.jobs import PushPost, RetractPost
+from ..feed.manager import FeedManager
+from ..ids import IdGenerator, id_to_datetime
+from ..model import Media, Page, Post
+from ..paging import check_limit
+from ..ports import FanoutQueue, GraphStore, PostStore
+from .bodies import PostBodies
+from .rules import check_idempotency_key, check_media, check_text
+
+log = logging.getLogger(__name__)
+
+ID_COLLISION_RETRIES = 3
+
+
+class PostService:
+    def __init__(
+        self,
+        graph: GraphStore,
+        posts: PostStore,
+        bodies: PostBodies,
+        feeds: FeedManager,
+        queue: FanoutQueue,
+        cursors: CursorCodec,
+        ids: IdGenerator,
+        events: EngagementEvents,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._graph = graph
+        self._posts = posts
+        self._bodies = bodies
+        self._feeds = feeds
+        self._queue = queue
+        self._cursors = cursors
+        self._ids = ids
+        self._events = events
+        self._clock = clock
+
+    def create(
+        self,
+        author_id: int,
+        text: str,
+        media: Sequence[Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Post:
+        """Store the post, then queue its fan-out.
+
+        With an `idempotency_key`, a retry of the same request returns the same post and redoes
+        only the steps that may not have happened (all of them idempotent), so a client that
+        lost the response, or got a 503, can retry without creating a duplicate.
+        """
+        text = check_text(text)
+        items = check_media(media)
+        idempotency_key = check_idempotency_key(idempotency_key)
+        mode = self._graph.fanout_mode(author_id)
+        if mode is None:
+            raise NotFound(f"user {author_id} not found")
+        post = self._store_new_post(author_id, text, items, idempotency_key)
+        timelines_failed = False
+        try:
+            self._feeds.add_post(author_id, post.id)
+            self._bodies.cache([post])
+        except TimelineStoreUnavailable:
+            # The post exists; the fan-out job re-adds it to the author's list (idempotently),
+            # so queue it even for a pull-mode author.
+            log.warning("timeline store failed after inserting post %s", post.id, exc_info=True)
+            timelines_failed = True
+        if mode != "pull" or timelines_failed:
+            try:
+                self._queue.send([PushPost(author_id=author_id, post_id=post.id)])
+            except QueueUnavailable as exc:
+                log.error("fan-out job for post %s not queued", post.id, exc_info=True)
+                raise Unavailable(
+                    f"post {post.id} was saved but its delivery to followers could not be "
+                    "queued; retry with the same Idempotency-Key"
+                ) from exc
+        self._events.record("post", author_id, post_id=post.id, author_id=author_id)
+        return post
+
+    def _store_new_post(
+        self, author_id: int, text: str, items: tuple[Media, ...], idempotency_key: str | None
+    ) -> Post:
+        """Insert into the post store (the truth); with a key, at most once per key."""
+        for attempt in range(ID_COLLISION_RETRIES):
+            post_id = self._ids.next_id()
+            if idempotency_key is not None:
+                post_id = self._posts.claim_post_request(author_id, idempotency_key, post_id)
+                existing = self._posts.get_post(post_id)
+                if existing is not None:
+                    if existing.text != text or existing.media != items:
+                        raise Conflict("Idempotency-Key was already used for a different post")
+                    return existing
+            post = Post(post_id, author_id, text, items, id_to_datetime(post_id))
+            try:
+                self._posts.insert_post(post)
+                return post
+            except DuplicateId:
+                if idempotency_key is not None:
+                    # A concurrent retry of the same request inserted it first.
+                    existing = self._posts.get_post(post_id)
+                    if existing is not None and existing.author_id == author_id:
+                        return existing
+                    raise
+                if attempt == ID_COLLISION_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, post_id: int) -> Post:
+        post = self._bodies.get(post_id)
+        if post is None or post.is_deleted:
+            raise NotFound(f"post {post_id} not found")
+        return post
+
+    def delete(self, actor_id: int, post_id: int) -> None:
+        """Soft delete, idempotent: a retry after a partial failure redoes the later steps."""
+        post = self._posts.get_post(post_id)
+        if post is None:
+            raise NotFound(f"post {post_id} not found")
+        if post.author_id != actor_id:
+            raise Forbidden("you can only delete your own posts")
+        deleted = self._posts.mark_deleted(post_id, self._clock()) or post
+        # Tombstone in the cache first: every read path hydrates through it, so the post is gone
+        # everywhere at once, before the retract job has cleaned the followers' timelines.
+        self._bodies.cache_tombstone(deleted)
+        self._feeds.remove_post(post.author_id, post_id)
+        self._queue.send([RetractPost(author_id=post.author_id, post_id=post_id)])
+
+    def author_posts(self, author_id: int, cursor: str | None, limit: int) -> Page[Post]:
+        limit = check_limit(limit)
+        below = self._cursors.decode_int("posts", cursor, "b")
+        if not self._graph.user_exists(author_id):
+            raise NotFound(f"user {author_id} not found")
+        posts = self._posts.author_posts(author_id, below, limit + 1)
+        more = len(posts) > limit
+        posts = posts[:limit]
+        return Page(posts, self._cursors.encode_int("posts", "b", posts[-1].id) if more else None)

@@ -1,0 +1,1 @@
+"""Profiles and the social graph: follow, unfollow, block, mute, and what each does to feeds."""

@@ -1,0 +1,89 @@
+"""Follow, unfollow, block and mute, and what each does to home timelines.
+
+The graph store's commit is the truth; the timeline work after it (merge on follow, unmerge on
+unfollow and block, a backfill job when an author drops below the celebrity threshold) is
+idempotent, so repeating the call repairs what a failure left half done.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from ..engagement import EngagementEvents
+from ..errors import InvalidInput
+from ..fanout.jobs import BackfillAuthor
+from ..feed.manager import FeedManager
+from ..model import FollowChange
+from ..ports import FanoutQueue, GraphStore
+
+
+class SocialGraphService:
+    def __init__(
+        self,
+        graph: GraphStore,
+        feeds: FeedManager,
+        queue: FanoutQueue,
+        events: EngagementEvents,
+        *,
+        celebrity_threshold: int,
+    ) -> None:
+        self._graph = graph
+        self._feeds = feeds
+        self._queue = queue
+        self._events = events
+        self._threshold = celebrity_threshold
+
+    def follow(self, actor_id: int, target_id: int) -> None:
+        """Idempotent. Re-running it also re-runs the timeline merge, which repairs a timeline
+        store failure after the edge was committed."""
+        _not_self(actor_id, target_id, "follow")
+        change = self._graph.follow(actor_id, target_id, self._threshold)
+        if change.followee_mode != "pull":
+            self._feeds.merge_into(actor_id, target_id)
+        if change.changed:
+            self._events.record("follow", actor_id, author_id=target_id)
+
+    def unfollow(self, actor_id: int, target_id: int) -> None:
+        _not_self(actor_id, target_id, "unfollow")
+        change = self._graph.unfollow(actor_id, target_id, self._threshold)
+        self._feeds.unmerge_from(actor_id, target_id)
+        self._after_crossings([change])
+        if change.changed:
+            self._events.record("unfollow", actor_id, author_id=target_id)
+
+    def block(self, actor_id: int, target_id: int) -> None:
+        """Block drops the follow edges both ways and unmerges both timelines."""
+        _not_self(actor_id, target_id, "block")
+        change = self._graph.block(actor_id, target_id, self._threshold)
+        self._feeds.unmerge_from(actor_id, target_id)
+        self._feeds.unmerge_from(target_id, actor_id)
+        self._after_crossings(change.removed_follows)
+
+    def unblock(self, actor_id: int, target_id: int) -> None:
+        _not_self(actor_id, target_id, "unblock")
+        self._graph.unblock(actor_id, target_id)
+
+    def mute(self, actor_id: int, target_id: int) -> None:
+        """Muting only hides at read time, so unmuting brings everything back."""
+        _not_self(actor_id, target_id, "mute")
+        self._graph.mute(actor_id, target_id)
+
+    def unmute(self, actor_id: int, target_id: int) -> None:
+        _not_self(actor_id, target_id, "unmute")
+        self._graph.unmute(actor_id, target_id)
+
+    def _after_crossings(self, changes: Sequence[FollowChange]) -> None:
+        """An author who fell below the threshold (pull -> push_pending) gets a backfill job."""
+        jobs = [
+            BackfillAuthor(author_id=c.followee_id, job_id=uuid.uuid4().hex)
+            for c in changes
+            if c.crossing == "to_push_pending"
+        ]
+        if jobs:
+            self._queue.send(jobs)
+
+
+def _not_self(actor_id: int, target_id: int, verb: str) -> None:
+    if actor_id == target_id:
+        raise InvalidInput(f"you cannot {verb} yourself")

@@ -1,0 +1,91 @@
+"""Profiles: one per account (the token's subject), and the follower / following listings."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from ..cursor import CursorCodec
+from ..errors import InvalidInput, NotFound, TimelineStoreUnavailable
+from ..ids import IdGenerator
+from ..model import Page, User
+from ..paging import check_limit
+from ..ports import GraphStore, TimelineStore
+
+log = logging.getLogger(__name__)
+
+HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
+MAX_DISPLAY_NAME = 50
+MAX_AUTH_SUBJECT = 255
+
+
+class ProfileService:
+    def __init__(
+        self,
+        graph: GraphStore,
+        timelines: TimelineStore,
+        cursors: CursorCodec,
+        ids: IdGenerator,
+    ) -> None:
+        self._graph = graph
+        self._timelines = timelines
+        self._cursors = cursors
+        self._ids = ids
+
+    def create_profile(self, auth_subject: str, handle: str, display_name: str) -> User:
+        if (
+            not isinstance(auth_subject, str)
+            or not auth_subject
+            or len(auth_subject) > MAX_AUTH_SUBJECT
+        ):
+            raise InvalidInput("auth subject is required")
+        if not isinstance(handle, str) or not HANDLE_RE.match(handle):
+            raise InvalidInput("handle must be 3 to 30 letters, digits or underscores")
+        if not isinstance(display_name, str) or not display_name.strip():
+            raise InvalidInput("display name must not be empty")
+        display_name = display_name.strip()
+        if len(display_name) > MAX_DISPLAY_NAME:
+            raise InvalidInput(f"display name is longer than {MAX_DISPLAY_NAME} characters")
+        user = self._graph.create_user(self._ids.next_id(), auth_subject, handle, display_name)
+        # A new user follows nobody: an empty timeline is already complete. Purely a saving (the
+        # first feed read would build the same), so a failure here is not an error.
+        try:
+            self._timelines.commit_timeline(user.id, [], 0)
+        except TimelineStoreUnavailable:
+            log.warning("empty timeline of new user %s not stored", user.id, exc_info=True)
+        return user
+
+    def get_by_subject(self, auth_subject: str) -> User:
+        user = self._graph.get_user_by_subject(auth_subject)
+        if user is None:
+            raise NotFound("no profile for this account")
+        return user
+
+    def get(self, user_id: int) -> User:
+        user = self._graph.get_user(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return user
+
+    def followers(self, user_id: int, cursor: str | None, limit: int) -> Page[User]:
+        return self._users_page(self._graph.followers_page, "followers", user_id, cursor, limit)
+
+    def following(self, user_id: int, cursor: str | None, limit: int) -> Page[User]:
+        return self._users_page(self._graph.following_page, "following", user_id, cursor, limit)
+
+    def _users_page(
+        self,
+        fetch: Callable[[int, int | None, int], list[User]],
+        kind: str,
+        user_id: int,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[User]:
+        limit = check_limit(limit)
+        after = self._cursors.decode_int(kind, cursor, "a")
+        users = fetch(user_id, after, limit + 1)
+        more = len(users) > limit
+        users = users[:limit]
+        next_cursor = self._cursors.encode_int(kind, "a", users[-1].id) if more else None
+        return Page(users, next_cursor)
