@@ -88,6 +88,8 @@ def sources_digest() -> str:
         for p in paths:
             if SKIP_PARTS.intersection(p.parts) or p.suffix == ".pyc":
                 continue
+            if any(part.endswith(".egg-info") for part in p.parts):
+                continue  # pip install -e's metadata; sam build leaves it out of the layer too
             h.update(str(p.relative_to(ROOT)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()[:16]

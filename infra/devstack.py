@@ -35,6 +35,10 @@ from urllib.parse import urlparse
 from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+# The project's own distributions, installed editable into .venv: the layer and the tooling.
+PROJECT_FILES = (ROOT / "layers" / "feed_core" / "pyproject.toml", ROOT / "pyproject.toml")
 sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
 
 from newsfeed.settings import Settings  # noqa: E402  (path set just above)
@@ -216,20 +220,27 @@ def file_digest(*paths: Path) -> str:
 
 
 def ensure_project_venv() -> Path:
-    """`.venv` with the project's runtime and dev dependencies, reinstalled when they change."""
-    venv = ROOT / ".venv"
-    stamp = venv / ".feed-deps-stamp"
-    digest = file_digest(ROOT / "pyproject.toml")
+    """`.venv` with the layer (`feed-core`) and the tooling (`feed-platform[dev]`) installed
+    editable, reinstalled when either pyproject.toml changes. Standard library only."""
+    stamp = VENV / ".feed-deps-stamp"
+    digest = file_digest(*PROJECT_FILES)
     if stamp.exists() and stamp.read_text() == digest:
-        return venv / "bin" / "python"
-    if not (venv / "bin" / "python").exists():
+        return VENV_PYTHON
+    if not VENV_PYTHON.exists():
         log("creating .venv")
-        run([PYTHON, "-m", "venv", str(venv)])
+        run([PYTHON, "-m", "venv", str(VENV)])
     log("installing Python dependencies into .venv (first time takes about a minute)")
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"])
+    run([str(VENV_PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    run(
+        [
+            str(VENV_PYTHON),
+            *("-m", "pip", "install", "-q"),
+            *("-e", str(ROOT / "layers" / "feed_core")),
+            *("-e", f"{ROOT}[dev]"),
+        ]
+    )
     stamp.write_text(digest)
-    return venv / "bin" / "python"
+    return VENV_PYTHON
 
 
 def ensure_ferretdb() -> Path:

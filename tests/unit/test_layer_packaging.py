@@ -27,6 +27,11 @@ def test_layer_pyproject_pins_exactly_what_sam_build_installs():
     assert sorted(deps) == sorted(requirements_txt())
 
 
+def test_root_project_does_not_pin_runtime_dependencies_of_its_own():
+    # They come from the layer's distribution; a third list would drift.
+    assert _pyproject(ROOT / "pyproject.toml")["project"]["dependencies"] == []
+
+
 def test_every_top_level_package_of_the_layer_is_in_the_distribution():
     include = _pyproject(LAYER / "pyproject.toml")["tool"]["setuptools"]["packages"]["find"][
         "include"
