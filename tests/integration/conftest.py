@@ -6,16 +6,14 @@ FLUSHDB'd. Services are wired with an inline queue so fan-out runs synchronously
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import redis
 from feed_env import FeedEnv
 
+from infra import init_db
 from newsfeed.services import build_services
 from newsfeed.settings import Settings
 from newsfeed.stores.engagement_mongo import MongoEngagementStore
@@ -24,7 +22,6 @@ from newsfeed.stores.mongo import MongoPostStore, ensure_indexes, make_database
 from newsfeed.stores.postgres import PostgresGraphStore, make_pool
 from newsfeed.stores.redis_store import make_redis
 
-ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("follows", "blocks", "mutes", "users")
 COLLECTIONS = (
     "posts",
@@ -36,18 +33,8 @@ COLLECTIONS = (
 )
 
 
-def _load_init_db() -> ModuleType:
-    # infra/ holds scripts, not a package: load the migration runner from its file.
-    spec = importlib.util.spec_from_file_location("feed_init_db", ROOT / "infra" / "init_db.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def pg_pool(settings: Settings) -> Iterator[Any]:
-    init_db = _load_init_db()
     init_db.ensure_database(settings)
     init_db.apply_postgres_migrations(settings.postgres_dsn)
     pool = make_pool(settings, min_size=1, max_size=4)
