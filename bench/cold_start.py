@@ -14,6 +14,7 @@ segment to attach to).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,11 @@ def _env(name: str, settings: Settings, jwt_key: Path, traced: bool) -> dict[str
     env = {
         "PATH": "/usr/bin:/bin",
         "LANG": "C.UTF-8",
+        # Lambda's import path: the code folder (LAMBDA_TASK_ROOT) first, then the layer
+        # (/opt/python); the probe imports `app` from there.
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "functions" / name), str(ROOT / "layers" / "feed_core")]
+        ),
         **settings_env(settings),
         "JWT_PUBLIC_KEY_FILE": str(jwt_key),
         "AWS_LAMBDA_FUNCTION_NAME": name,

@@ -1,10 +1,13 @@
 """Run in a FRESH interpreter by bench/cold_start.py: load one function the way the Lambda Python
-runtime does (function folder and layer on sys.path, import the handler module), optionally
-invoke it once, and print the timings as one JSON line.
+runtime does (import the handler module `app` from the function's folder), optionally invoke it
+once, and print the timings as one JSON line.
 
-    python bench/coldstart_probe.py <function> [--invoke EVENT_JSON_FILE]
+    PYTHONPATH=functions/<function>:layers/feed_core \
+        python bench/coldstart_probe.py <function> [--invoke EVENT_JSON_FILE]
 
-Only the standard library is imported before the timer starts.
+The caller sets the import path as Lambda does, through PYTHONPATH: the code folder
+(LAMBDA_TASK_ROOT) first, then the layer (/opt/python). Only the standard library is imported
+before the timer starts.
 """
 
 import time
@@ -16,14 +19,10 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def main() -> None:
     name = sys.argv[1]
     invoke = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--invoke" else None
-    # Lambda: code folder (LAMBDA_TASK_ROOT) first, then the layer (/opt/python).
-    sys.path[:0] = [str(ROOT / "functions" / name), str(ROOT / "layers" / "feed_core")]
     t0 = time.perf_counter()
     module = importlib.import_module("app")
     t_init = time.perf_counter() - t0

@@ -35,8 +35,7 @@ def run(
     settings = stores.settings
     if not settings.aws_endpoint_url:
         return {"skipped": "AWS_ENDPOINT_URL is empty: no emulator"}
-    import fanout_worker
-    import local_queues
+    from infra import fanout_worker, local_queues
 
     url, _dlq = local_queues.ensure_fanout_queues(settings, name=queue_name)
     sqs = local_queues.sqs_client(settings)

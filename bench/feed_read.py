@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import dist, timed_calls
-from bench.stores import ROOT, Stores, load_function, load_path, settings_env
+from bench.stores import Stores, load_function, settings_env
 from bench.workload import Graph, subject_of
+from infra import lambda_events, mint_token
 from newsfeed.feed.merge import merge_newest_first, stream_from_fetch
 
 LIMIT = 20
@@ -65,8 +66,7 @@ def pull_only_mongo(stores: Stores, reader_uid: int) -> list[int]:
 
 def load_feed_handler(stores: Stores, key_dir: Path) -> tuple[Any, Any, Any]:
     """functions/feed/app.py as Lambda loads it, with the bench settings as its environment."""
-    mint = load_path("bench_mint_token", ROOT / "infra" / "mint_token.py")
-    pair = mint.ensure_keypair(key_dir)
+    pair = mint_token.ensure_keypair(key_dir)
     env = {
         **settings_env(stores.settings),
         "JWT_PUBLIC_KEY_FILE": str(pair.public_pem),
@@ -74,12 +74,11 @@ def load_feed_handler(stores: Stores, key_dir: Path) -> tuple[Any, Any, Any]:
         "POWERTOOLS_METRICS_NAMESPACE": "FeedPlatformBench",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
-    events = load_path("bench_lambda_events", ROOT / "tests/integration/api/lambda_events.py")
     module = load_function("feed", env)
-    token = lambda uid: mint.mint_token(  # noqa: E731
+    token = lambda uid: mint_token.mint_token(  # noqa: E731
         subject_of(uid), settings=module.settings, pair=pair, ttl_seconds=7200
     )
-    return module, events, token
+    return module, lambda_events, token
 
 
 def run(

@@ -29,6 +29,7 @@ from typing import Any
 
 from bench import cold_start, e2e_lag, fanout_rate, feed_read, plots, stores, workload
 from bench.stores import ROOT
+from infra import lambda_events, mint_token
 
 SECTIONS = ("workload", "fanout", "feed_read", "cold_start", "e2e_lag", "memory")
 
@@ -128,17 +129,14 @@ def memory_section(load: dict[str, Any]) -> dict[str, Any]:
 
 
 def events_for_coldstart(graph: workload.Graph, stores_: stores.Stores, token: Any) -> dict:
-    from bench.feed_read import load_path
-
-    events = load_path("bench_lambda_events", ROOT / "tests/integration/api/lambda_events.py")
     reader = graph.uid(next(iter(graph.readers.values()))[0])
     tok = token(reader)
     job = {"kind": "fanout", "author_id": reader, "post_id": 1}  # unknown post: a no-op job
     return {
-        "feed": events.http_event("GET", "/v1/feed", token=tok, query={"limit": 20}),
-        "posts": events.http_event("GET", f"/v1/users/{reader}/posts", token=tok),
-        "social": events.http_event("GET", "/v1/users/me", token=tok),
-        "fanout": events.sqs_event([json.dumps(job)]),
+        "feed": lambda_events.http_event("GET", "/v1/feed", token=tok, query={"limit": 20}),
+        "posts": lambda_events.http_event("GET", f"/v1/users/{reader}/posts", token=tok),
+        "social": lambda_events.http_event("GET", "/v1/users/me", token=tok),
+        "fanout": lambda_events.sqs_event([json.dumps(job)]),
     }
 
 
@@ -242,9 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "coldstart" in only:
             log("cold start")
-            mint = stores.load_path("bench_mint_token", ROOT / "infra" / "mint_token.py")
-            pair = mint.ensure_keypair(work / "keys")
-            token = lambda uid: mint.mint_token(  # noqa: E731
+            pair = mint_token.ensure_keypair(work / "keys")
+            token = lambda uid: mint_token.mint_token(  # noqa: E731
                 workload.subject_of(uid), settings=settings, pair=pair
             )
             result["cold_start"] = cold_start.run(

@@ -8,27 +8,23 @@ names override them. Every load starts by emptying exactly these databases, neve
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
-import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (ROOT / "layers" / "feed_core", ROOT / "infra"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from feed_adapters.mongo.database import ensure_indexes, make_database
+from feed_adapters.mongo.post_store import MongoPostStore
+from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
+from feed_adapters.redis.client import make_redis
+from feed_wiring.root import Services, build_services
+from feed_wiring.settings import Settings
+from functions import load_app
+from infra import init_db
+from tests.fakes.queues import RecordingFanoutQueue
 
-from feed_adapters.mongo.database import ensure_indexes, make_database  # noqa: E402
-from feed_adapters.mongo.post_store import MongoPostStore  # noqa: E402
-from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool  # noqa: E402
-from feed_adapters.redis.client import make_redis  # noqa: E402
-from feed_wiring.root import Services, build_services  # noqa: E402
-from feed_wiring.settings import Settings  # noqa: E402
-from tests.fakes.queues import RecordingFanoutQueue  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BENCH_DBS = {
     "full": {"POSTGRES_DB": "feed_bench", "MONGODB_DB": "feed_bench", "REDIS_DB": "14"},
@@ -41,22 +37,11 @@ BENCH_DBS = {
 COLLECTIONS = ("posts", "likes", "engagement_events", "post_requests")
 
 
-def load_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def load_function(name: str, env: dict[str, str]) -> ModuleType:
-    """functions/<name>/app.py as Lambda loads it, configured by `env` (set in os.environ, where
-    the module reads its settings at import); a fresh module object each call."""
+    """functions/<name>/app.py initialised as in a cold start, configured by `env` (set in
+    os.environ, where the module reads its settings at import); see functions.load_app."""
     os.environ.update(env)
-    return load_path(
-        f"bench_{name}_app_{uuid.uuid4().hex[:6]}", ROOT / "functions" / name / "app.py"
-    )
+    return load_app(name)
 
 
 def bench_settings(mode: str, **overrides: Any) -> Settings:
@@ -94,7 +79,6 @@ class Stores:
 def prepare(settings: Settings) -> Stores:
     """Create the bench databases and schema if missing, empty them, and wire the services with
     a recording queue (jobs are run by the benchmark itself)."""
-    init_db = load_path("bench_init_db", ROOT / "infra" / "init_db.py")
     init_db.ensure_database(settings)
     init_db.apply_postgres_migrations(settings.postgres_dsn)
     db = make_database(settings.mongodb_url, settings.mongodb_db)

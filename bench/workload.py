@@ -14,8 +14,8 @@ The graph (all of it decided by `seed`):
   TIMELINE_MAX_LEN (the reading side); readers' timelines are built by their first read.
 
 Loading uses each store's fast path: PostgreSQL COPY (foreign-key triggers off for the load,
-the secondary index rebuilt after), Redis pipelines with the domain's own key functions and
-members (`newsfeed.timelines`, `newsfeed.ids`), MongoDB insert_many. FerretDB, the local
+the secondary index rebuilt after), Redis through the timeline store (its bulk load for the
+home timelines), MongoDB insert_many. FerretDB, the local
 MongoDB, stores about 10-30k documents a second at best, which is why the post volume is
 sized to what the reads need rather than to the whole graph.
 """

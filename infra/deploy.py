@@ -35,12 +35,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from feed_wiring.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
-sys.path.insert(0, str(ROOT / "infra"))
-
-from feed_wiring.settings import Settings  # noqa: E402
-
 SAM_VERSION = "1.170.0"
 TOOLS_DIR = Path(os.environ.get("FEED_TOOLS_DIR", Path.home() / ".cache" / "feedplatform"))
 ARTIFACTS_BUCKET = "feed-sam-artifacts"
@@ -88,6 +85,8 @@ def sources_digest() -> str:
         for p in paths:
             if SKIP_PARTS.intersection(p.parts) or p.suffix == ".pyc":
                 continue
+            if any(part.endswith(".egg-info") for part in p.parts):
+                continue  # pip install -e's metadata; sam build leaves it out of the layer too
             h.update(str(p.relative_to(ROOT)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -187,7 +186,7 @@ def issuer_url(settings: Settings) -> str:
 
 
 def publish_jwks(settings: Settings) -> str:
-    from mint_token import ensure_keypair, jwks_document
+    from infra.mint_token import ensure_keypair, jwks_document
 
     s3 = aws(settings, "s3")
     s3.create_bucket(Bucket=AUTH_BUCKET)

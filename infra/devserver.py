@@ -15,21 +15,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "layers" / "feed_core"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fastapi import FastAPI
 
-from fastapi import FastAPI  # noqa: E402  (after the path setup)
-from mint_token import DEFAULT_KEYS_DIR, ensure_keypair, jwks_document  # noqa: E402
-
-from feed_api.app import create_app  # noqa: E402
-from feed_api.routers import feed, posts, users  # noqa: E402
-from feed_wiring.root import Services, lazy_services  # noqa: E402
-from feed_wiring.settings import Settings  # noqa: E402
+from feed_api.app import create_app
+from feed_api.routers import feed, posts, users
+from feed_wiring.root import Services, lazy_services
+from feed_wiring.settings import Settings
+from infra.mint_token import DEFAULT_KEYS_DIR, ensure_keypair, jwks_document
 
 DEFAULT_PORT = 8000
 

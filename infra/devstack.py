@@ -6,7 +6,11 @@
     python3 infra/devstack.py status   what runs where
     python3 infra/devstack.py test ... start what the tests need, run pytest, stop what it started
 
-Standard library only: it runs before the project's virtualenv exists. No Docker: PostgreSQL
+It starts with the system python3, before the project's virtualenv exists: until it has made
+`.venv` (standard library only) it imports nothing else, then it runs itself again under
+`.venv/bin/python` with the same arguments, where the layer (`feed_wiring.settings`) is installed.
+`down` and `clean` on a machine without `.venv` do not build it: they stop what this state
+folder's PID files name and need no settings. No Docker: PostgreSQL
 and Redis come from Debian's packages, the MongoDB-compatible server is FerretDB 1.x built with
 `go install`-style module download, the AWS emulator is `ministack` from PyPI in its own venv.
 Every server binds 127.0.0.1 below port 32768 (the ephemeral range starts there) and keeps its
@@ -31,13 +35,20 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from urllib.request import urlopen
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
+if TYPE_CHECKING:  # imported at run time only under .venv (see load_settings)
+    from feed_wiring.settings import Settings
 
-from feed_wiring.settings import Settings  # noqa: E402  (path set just above)
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+# The project's own distributions, installed editable into .venv: the layer and the tooling.
+PROJECT_FILES = (ROOT / "layers" / "feed_core" / "pyproject.toml", ROOT / "pyproject.toml")
+# Set for the run under .venv that `bootstrap` starts: a second bootstrap would loop.
+BOOTSTRAPPED = "FEED_DEVSTACK_BOOTSTRAPPED"
 
 FERRETDB_VERSION = "v1.24.2"
 MINISTACK_VERSION = "1.5.33"
@@ -216,20 +227,48 @@ def file_digest(*paths: Path) -> str:
 
 
 def ensure_project_venv() -> Path:
-    """`.venv` with the project's runtime and dev dependencies, reinstalled when they change."""
-    venv = ROOT / ".venv"
-    stamp = venv / ".feed-deps-stamp"
-    digest = file_digest(ROOT / "pyproject.toml")
+    """`.venv` with the layer (`feed-core`) and the tooling (`feed-platform[dev]`) installed
+    editable, reinstalled when either pyproject.toml changes. Standard library only."""
+    stamp = VENV / ".feed-deps-stamp"
+    digest = file_digest(*PROJECT_FILES)
     if stamp.exists() and stamp.read_text() == digest:
-        return venv / "bin" / "python"
-    if not (venv / "bin" / "python").exists():
+        return VENV_PYTHON
+    if not VENV_PYTHON.exists():
         log("creating .venv")
-        run([PYTHON, "-m", "venv", str(venv)])
+        run([PYTHON, "-m", "venv", str(VENV)])
     log("installing Python dependencies into .venv (first time takes about a minute)")
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"])
+    run([str(VENV_PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    run(
+        [
+            str(VENV_PYTHON),
+            *("-m", "pip", "install", "-q"),
+            *("-e", str(ROOT / "layers" / "feed_core")),
+            *("-e", f"{ROOT}[dev]"),
+        ]
+    )
     stamp.write_text(digest)
-    return venv / "bin" / "python"
+    return VENV_PYTHON
+
+
+def in_project_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def bootstrap(argv: list[str]) -> None:
+    """Outside .venv: make it (or bring it up to date), then run this command again under
+    `.venv/bin/python` with the same arguments. Does not return."""
+    if os.environ.get(BOOTSTRAPPED):
+        raise SystemExit(f"[devstack] {VENV_PYTHON} does not run inside {VENV}: remove .venv")
+    python = ensure_project_venv()
+    os.environ[BOOTSTRAPPED] = "1"
+    os.execv(python, [str(python), str(Path(__file__).resolve()), *argv])
+
+
+def load_settings() -> Settings:
+    """The settings from the environment (needs the layer, so runs only under .venv)."""
+    from feed_wiring.settings import Settings
+
+    return Settings.from_env(os.environ)
 
 
 def ensure_ferretdb() -> Path:
@@ -362,6 +401,52 @@ class Service:
         return True
 
 
+def postgres_root(layout: Layout) -> Path:
+    """`.state/postgres`, or a folder of the postgres user's when it cannot reach that one.
+
+    As root, the cluster runs as the `postgres` system user, which cannot enter a checkout
+    under a private home folder (/root is 0700); its own home folder always works.
+    """
+    preferred = layout.state / "postgres"
+    if os.geteuid() != 0 or _postgres_user_can_enter(layout.state):
+        return preferred
+    tag = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
+    return Path("/var/lib/postgresql") / f"feedplatform-{tag}"
+
+
+def _postgres_user_can_enter(path: Path) -> bool:
+    return (
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "test", "-x", str(path)],
+            check=False,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+
+
+def as_postgres_owner(cmd: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root: run them as the `postgres` system user,
+    # from / (it may not be allowed into the current directory).
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", "env", "-C", "/", *cmd]
+    return cmd
+
+
+def stop_postgres(layout: Layout) -> bool:
+    """Stop this state folder's cluster if it runs (needs no settings)."""
+    datadir = postgres_root(layout) / "data"
+    if read_pid(datadir / "postmaster.pid") is None:
+        return False
+    bindir = postgres_bindir()
+    subprocess.run(
+        as_postgres_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"]),
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    return True
+
+
 class Postgres(Service):
     name = "postgres"
 
@@ -375,27 +460,7 @@ class Postgres(Service):
 
     @property
     def pgroot(self) -> Path:
-        """`.state/postgres`, or a folder of the postgres user's when it cannot reach that one.
-
-        As root, the cluster runs as the `postgres` system user, which cannot enter a checkout
-        under a private home folder (/root is 0700); its own home folder always works.
-        """
-        preferred = self.layout.state / "postgres"
-        if os.geteuid() != 0 or self._postgres_user_can_enter(self.layout.state):
-            return preferred
-        tag = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
-        return Path("/var/lib/postgresql") / f"feedplatform-{tag}"
-
-    @staticmethod
-    def _postgres_user_can_enter(path: Path) -> bool:
-        return (
-            subprocess.run(
-                ["runuser", "-u", "postgres", "--", "test", "-x", str(path)],
-                check=False,
-                capture_output=True,
-            ).returncode
-            == 0
-        )
+        return postgres_root(self.layout)
 
     @property
     def datadir(self) -> Path:
@@ -406,13 +471,6 @@ class Postgres(Service):
 
     def install(self) -> None:
         ensure_system_packages(need_pg=True, need_redis=False)
-
-    def _as_owner(self, cmd: list[str]) -> list[str]:
-        # initdb and postgres refuse to run as root: run them as the `postgres` system user,
-        # from / (it may not be allowed into the current directory).
-        if os.geteuid() == 0:
-            return ["runuser", "-u", "postgres", "--", "env", "-C", "/", *cmd]
-        return cmd
 
     def start(self) -> None:
         bindir = postgres_bindir()
@@ -431,7 +489,7 @@ class Postgres(Service):
             if os.geteuid() == 0:
                 shutil.chown(pwfile, "postgres", "postgres")
             run(
-                self._as_owner(
+                as_postgres_owner(
                     [
                         str(bindir / "initdb"),
                         "-D",
@@ -457,7 +515,7 @@ class Postgres(Service):
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         run(
-            self._as_owner(
+            as_postgres_owner(
                 [
                     str(bindir / "pg_ctl"),
                     "-D",
@@ -479,7 +537,7 @@ class Postgres(Service):
 
     def _psql(self, pgroot: Path, sql: str) -> str:
         out = subprocess.run(
-            self._as_owner(
+            as_postgres_owner(
                 [
                     "psql",
                     "-h",
@@ -507,17 +565,7 @@ class Postgres(Service):
                 self._psql(pgroot, f'CREATE DATABASE "{db}"')
 
     def stop(self) -> bool:
-        if self.our_pid() is None:
-            return False
-        bindir = postgres_bindir()
-        subprocess.run(
-            self._as_owner(
-                [str(bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"]
-            ),
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
-        return True
+        return stop_postgres(self.layout)
 
 
 class Redis(Service):
@@ -731,7 +779,7 @@ def init_schema(python: Path, settings_env: dict[str, str] | None = None) -> Non
 def cmd_up(args: argparse.Namespace) -> list[str]:
     """Start every service that is not running; returns the names it started."""
     t0 = time.monotonic()
-    settings = Settings.from_env(os.environ)
+    settings = load_settings()
     layout = layout_from_env()
     layout.state.mkdir(parents=True, exist_ok=True)
     python = ensure_project_venv()
@@ -783,7 +831,7 @@ def deployed_stack(layout: Layout, stage: str = "local") -> dict | None:
 
 
 def cmd_down(args: argparse.Namespace, only: list[str] | None = None) -> None:
-    settings = Settings.from_env(os.environ)
+    settings = load_settings()
     layout = layout_from_env()
     # Reverse order: FerretDB stores in PostgreSQL, so it stops first.
     for svc in reversed(services(settings, layout, apps=True)):
@@ -819,7 +867,7 @@ def print_status(settings: Settings, layout: Layout) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    ok = print_status(Settings.from_env(os.environ), layout_from_env())
+    ok = print_status(load_settings(), layout_from_env())
     return 0 if ok else 3
 
 
@@ -839,15 +887,31 @@ def cmd_test(args: argparse.Namespace) -> int:
     return rc
 
 
+def stop_by_pid_files(layout: Layout) -> None:
+    """`down` without the settings (so without .venv): stop what this state folder's PID files
+    name, in `cmd_down`'s order, the PostgreSQL cluster last."""
+    for name in (svc.name for svc in (FanoutWorker, DevServer, Emulator, FerretDB, Redis)):
+        pid = read_pid(layout.pidfile(name))
+        if pid is not None:
+            stop_pid(pid, name)
+            log(f"stopped {name}")
+        layout.pidfile(name).unlink(missing_ok=True)
+    if stop_postgres(layout):
+        log("stopped postgres")
+
+
+def remove_state(layout: Layout) -> None:
+    pgroot = postgres_root(layout)
+    if pgroot.parent != layout.state:
+        shutil.rmtree(pgroot, ignore_errors=True)
+    shutil.rmtree(layout.state, ignore_errors=True)
+    log(f"removed {layout.state}")
+
+
 def cmd_clean(args: argparse.Namespace) -> None:
     """Stop everything, then delete all local state (databases, logs, keys)."""
     cmd_down(args)
-    layout = layout_from_env()
-    pg = Postgres(Settings.from_env(os.environ), layout)
-    if pg.pgroot.parent != layout.state:
-        shutil.rmtree(pg.pgroot, ignore_errors=True)
-    shutil.rmtree(layout.state, ignore_errors=True)
-    log(f"removed {layout.state}")
+    remove_state(layout_from_env())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -878,11 +942,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "test":
         args.pytest_args = [*extra, *args.pytest_args]
-    if Settings.from_env(os.environ).aws_endpoint_url:
+    if not in_project_venv():
+        if args.command in ("down", "clean") and not VENV_PYTHON.exists():
+            # `up` makes .venv before it starts anything; without one, stopping by PID file and
+            # deleting files is all there can be to do, and that needs no settings.
+            layout = layout_from_env()
+            stop_by_pid_files(layout)
+            if args.command == "clean":
+                remove_state(layout)
+            return 0
+        bootstrap(sys.argv[1:] if argv is None else argv)
+    os.environ.pop(BOOTSTRAPPED, None)  # the services and tests started from here run their own
+    settings = load_settings()
+    if settings.aws_endpoint_url:
         # The emulator accepts any credentials, but AWS clients refuse to sign without some.
         for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
             os.environ.setdefault(name, value)
-        os.environ.setdefault("AWS_DEFAULT_REGION", Settings.from_env(os.environ).aws_region)
+        os.environ.setdefault("AWS_DEFAULT_REGION", settings.aws_region)
     if args.command == "up":
         cmd_up(args)
         return 0

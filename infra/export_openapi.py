@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
 OPENAPI_FILE = ROOT / "docs" / "openapi.json"
 
 

@@ -14,32 +14,22 @@ event source mapping does this job instead.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
 import signal
 import sys
 import time
 import uuid
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
-sys.path.insert(0, str(ROOT / "infra"))
-
-from local_queues import ensure_fanout_queues, sqs_client  # noqa: E402
-
-from feed_wiring.settings import Settings  # noqa: E402
+from feed_wiring.settings import Settings
+from infra.local_queues import ensure_fanout_queues, sqs_client
 
 BATCH_SIZE = 10
 
 
 def load_fanout_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fanout_app", ROOT / "functions/fanout/app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("functions.fanout.app")
 
 
 class LocalContext:

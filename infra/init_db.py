@@ -15,13 +15,12 @@ import os
 import sys
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
+from feed_wiring.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
-
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-
-from feed_wiring.settings import Settings  # noqa: E402
 
 MIGRATIONS_DIR = ROOT / "infra" / "migrations" / "postgres"
 # Any constant works; it serialises concurrent init runs (two deploys, parallel test sessions).

@@ -5,7 +5,8 @@
     .venv/bin/python infra/invoke.py prewarm events/prewarm-scheduled.json
 
 What `sam local invoke` does on a machine with Docker, without a container: the function's
-folder and the layer's source go on `sys.path` (in that order, as in Lambda), the settings come
+module is imported as `functions.<name>.app` once per process (its init, as in a Lambda cold
+start; the layer's packages are the installed `feed-core`), the settings come
 from the environment like `make up`'s (local stores; fan-out jobs go to FANOUT_QUEUE_URL, or
 to the emulator's `feed-fanout` queue, which `make up`'s worker consumes), and the handler
 gets the event and a Lambda-like context. Logs go to stderr, the response to stdout as JSON.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import sys
@@ -28,14 +28,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from feed_wiring.settings import Settings
+from functions import load_app
+
 ROOT = Path(__file__).resolve().parent.parent
-LAYER = ROOT / "layers" / "feed_core"
 FUNCTIONS = ROOT / "functions"
 TOKEN_PLACEHOLDER = "{{token}}"
-sys.path.insert(0, str(LAYER))
-sys.path.insert(0, str(ROOT / "infra"))
-
-from feed_wiring.settings import Settings  # noqa: E402
+# The function modules this process has initialised, by function name (warm "containers").
+_LOADED: dict[str, ModuleType] = {}
 
 
 class LocalContext:
@@ -63,7 +63,7 @@ def function_names() -> list[str]:
 
 def local_environment(function: str) -> dict[str, str]:
     """Environment for a local run: the caller's, plus what Lambda and the template would set."""
-    from mint_token import ensure_keypair
+    from infra.mint_token import ensure_keypair
 
     env = {
         "POWERTOOLS_SERVICE_NAME": function,
@@ -75,7 +75,7 @@ def local_environment(function: str) -> dict[str, str]:
     if not (settings.jwt_jwks_url or settings.jwt_public_key_file):
         env["JWT_PUBLIC_KEY_FILE"] = str(ensure_keypair().public_pem)
     if not settings.fanout_queue_url:
-        from local_queues import ensure_fanout_queues
+        from infra.local_queues import ensure_fanout_queues
 
         env["FANOUT_QUEUE_URL"], _ = ensure_fanout_queues(settings)
     return env
@@ -87,7 +87,7 @@ def with_token(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     auth = headers.get("authorization", "")
     if TOKEN_PLACEHOLDER not in auth:
         return event
-    from mint_token import ensure_keypair, mint_token
+    from infra.mint_token import ensure_keypair, mint_token
 
     authorizer = event.get("requestContext", {}).get("authorizer", {}).get("jwt", {})
     claims = authorizer.get("claims") or {}
@@ -102,24 +102,16 @@ def with_token(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def load_function(function: str) -> ModuleType:
-    """functions/<function>/app.py as Lambda imports it (its folder first on the path)."""
-    folder = FUNCTIONS / function
-    if not (folder / "app.py").exists():
+    """functions/<function>/app.py, initialised once in this process with the environment of
+    its first invoke (the module reads its settings when it runs), like a warm Lambda."""
+    if not (FUNCTIONS / function / "app.py").exists():
         raise SystemExit(f"no function {function!r}; one of: {', '.join(function_names())}")
-    name = f"feed_function_{function}"
-    if name in sys.modules:
-        return sys.modules[name]
-    sys.path.insert(0, str(folder))
-    spec = importlib.util.spec_from_file_location(name, folder / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]  # a failed init is retried on the next invoke, as in Lambda
-        raise
-    return module
+    if function not in _LOADED:
+        # Run its init even when this process imported it before (a test, another environment).
+        # Only a module whose init succeeded is kept: a failed init is retried on the next
+        # invoke, as in Lambda.
+        _LOADED[function] = load_app(function)
+    return _LOADED[function]
 
 
 def invoke(function: str, event: dict[str, Any]) -> Any:

@@ -14,12 +14,8 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "feed_core"))
-
-from feed_wiring.settings import Settings  # noqa: E402
+from feed_wiring.settings import Settings
 
 VISIBILITY_TIMEOUT_SECONDS = 30
 MAX_RECEIVE_COUNT = 3

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from feed_wiring.settings import Settings
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "layers" / "feed_core"))
-
-from feed_wiring.settings import Settings  # noqa: E402  (needs the path above)
-
 DEFAULT_KEYS_DIR = REPO / ".state" / "keys"
 DEFAULT_TTL_SECONDS = 3600
 

@@ -5,7 +5,6 @@ asserted here; the numbers of a quick run mean nothing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,6 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--mode", "quick", "--out", str(out)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=280,

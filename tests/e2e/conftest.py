@@ -10,12 +10,9 @@ never touch the other tests' data, and the stack is deleted at the end of the se
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,12 +20,7 @@ import pytest
 import redis
 
 from feed_wiring.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra"))
-
-import deploy  # noqa: E402
-import mint_token  # noqa: E402
+from infra import deploy, init_db, mint_token
 
 E2E_STAGE = "e2e"
 E2E_DBS = {"postgres_db": "feed_e2e", "mongodb_db": "feed_e2e", "redis_db": 12}
@@ -37,14 +29,6 @@ SCHEDULES = {
     "RollupSchedule": "rate(1 minute)",
     "CleanupSchedule": "rate(1 minute)",
 }
-
-
-def _init_db() -> Any:
-    spec = importlib.util.spec_from_file_location("feed_init_db_e2e", ROOT / "infra/init_db.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +57,6 @@ def e2e_pg(e2e_settings: Settings) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def deployed(e2e_settings: Settings, e2e_redis: redis.Redis) -> Iterator[deploy.Deployed]:
-    init_db = _init_db()
     init_db.ensure_database(e2e_settings)
     init_db.apply_postgres_migrations(e2e_settings.postgres_dsn)
     init_db.ensure_mongo(e2e_settings)

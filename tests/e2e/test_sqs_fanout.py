@@ -8,19 +8,13 @@ stack is deployed to the emulator.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 import uuid
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra"))
-
-import fanout_worker  # noqa: E402
-import local_queues  # noqa: E402
+from functions import load_app
+from infra import fanout_worker, local_queues
 
 pytestmark = pytest.mark.e2e
 
@@ -57,13 +51,7 @@ def fanout_handler(settings, queue, monkeypatch) -> ModuleType:
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    name = f"fanout_e2e_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "functions/fanout/app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_app("fanout")
 
 
 @pytest.fixture

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra"))
+from infra import deploy
 
-import deploy  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 API_FUNCTIONS = {
     "SocialIntegration": "users",

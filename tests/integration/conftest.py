@@ -6,10 +6,7 @@ FLUSHDB'd. Services are wired with an inline queue so fan-out runs synchronously
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,9 +20,9 @@ from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 from feed_adapters.redis.client import make_redis
 from feed_wiring.root import build_services
 from feed_wiring.settings import Settings
+from infra import init_db
 from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
 
-ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("follows", "blocks", "mutes", "users")
 COLLECTIONS = (
     "posts",
@@ -37,18 +34,8 @@ COLLECTIONS = (
 )
 
 
-def _load_init_db() -> ModuleType:
-    # infra/ holds scripts, not a package: load the migration runner from its file.
-    spec = importlib.util.spec_from_file_location("feed_init_db", ROOT / "infra" / "init_db.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def pg_pool(settings: Settings) -> Iterator[Any]:
-    init_db = _load_init_db()
     init_db.ensure_database(settings)
     init_db.apply_postgres_migrations(settings.postgres_dsn)
     pool = make_pool(settings.postgres_dsn, min_size=1, max_size=4)

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra"))
+from infra import invoke
 
-import invoke  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +36,7 @@ def local_env(settings) -> Any:
         field.name.upper(): "" if (value := getattr(settings, field.name)) is None else str(value)
         for field in dataclasses.fields(settings)
     }
-    from local_queues import ensure_fanout_queues
+    from infra.local_queues import ensure_fanout_queues
 
     env["FANOUT_QUEUE_URL"], _ = ensure_fanout_queues(settings, name="feed-invoke-test-fanout")
     env["JWT_PUBLIC_KEY_FILE"] = ""  # as on a developer's machine: the local key pair

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import psycopg
 import pytest
 import redis
 from pymongo import MongoClient
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra"))
-
-import init_db  # noqa: E402
+from infra import init_db
 
 pytestmark = pytest.mark.integration
 

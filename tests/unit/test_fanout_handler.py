@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import uuid
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 
+from functions import load_app
 from newsfeed.errors import StoreUnavailable
 from newsfeed.fanout.jobs import BackfillAuthor, PushPost, RetractPost, parse_job
 
@@ -44,12 +42,7 @@ class FakeFanout:
 def fanout(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, FakeFanout]:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "FeedPlatformTest")
-    name = f"fanout_app_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "functions/fanout/app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    module = load_app("fanout")
     fake = FakeFanout()
     monkeypatch.setattr(module, "get_services", lambda settings: SimpleNamespace(fanout=fake))
     return module, fake

@@ -1,6 +1,6 @@
 """Fixtures for the API tests: signing keys, tokens, and the real Lambda entry points.
 
-The function modules are imported from `functions/<name>/app.py` exactly as Lambda does, with the
+The function modules (`functions/<name>/app.py`) are initialised as in a Lambda cold start, with the
 environment Lambda would give them (settings as env vars, tracing off). Requests go in as API
 Gateway HTTP API payload 2.0 events; fan-out jobs as SQS events.
 
@@ -14,22 +14,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from lambda_events import LambdaApi, LambdaContext, load_path, new_handle, new_subject, sqs_event
 
 from feed_wiring import root as container
 from feed_wiring.settings import Settings
+from functions import load_app
+from infra import mint_token as mint
+from infra.lambda_events import LambdaApi, LambdaContext, new_handle, new_subject, sqs_event
 from tests.fakes.queues import RecordingFanoutQueue
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-# infra/ is scripts, not a package: load the token minter the way the dev server uses it.
-mint = load_path("feed_mint_token", ROOT / "infra" / "mint_token.py")
 
 
 @pytest.fixture(scope="session")
@@ -88,12 +83,13 @@ def fanout_jobs(
 
 @pytest.fixture(scope="session")
 def function_app(lambda_env: dict[str, str], fanout_jobs: Any) -> Callable[[str], ModuleType]:
-    """`function_app("posts")` is functions/posts/app.py, imported once per session."""
+    """`function_app("posts")` is functions/posts/app.py, initialised once per session with
+    `lambda_env` (run again if another test imported it before)."""
     loaded: dict[str, ModuleType] = {}
 
     def load(name: str) -> ModuleType:
         if name not in loaded:
-            loaded[name] = load_path(f"function_{name}_app", ROOT / "functions" / name / "app.py")
+            loaded[name] = load_app(name)
         return loaded[name]
 
     return load

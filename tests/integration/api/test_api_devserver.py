@@ -9,14 +9,14 @@ from typing import Any
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from lambda_events import load_path, new_handle, new_subject
 
 from feed_wiring.settings import Settings
+from infra import devserver
+from infra.lambda_events import new_handle, new_subject
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
-devserver = load_path("feed_devserver", ROOT / "infra" / "devserver.py")
 
 
 def design_routes() -> set[tuple[str, str]]:

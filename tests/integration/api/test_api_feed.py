@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from lambda_events import LambdaApi, sqs_event
 
+from infra.lambda_events import LambdaApi, sqs_event
 from tests.fakes.queues import RecordingFanoutQueue
 
 pytestmark = pytest.mark.integration

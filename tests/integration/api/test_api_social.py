@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from lambda_events import LambdaApi, new_handle, new_subject
+
+from infra.lambda_events import LambdaApi, new_handle, new_subject
 
 pytestmark = pytest.mark.integration
 

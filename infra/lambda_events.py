@@ -1,30 +1,19 @@
-"""Lambda-shaped inputs for the API tests: HTTP API payload 2.0 events, SQS events, a context.
+"""Lambda-shaped inputs: HTTP API payload 2.0 events, SQS events, a context, and a caller that
+hands them to a function's handler the way API Gateway would.
 
-Plain helpers (no fixtures), imported by the tests and by conftest.py next to this file.
+Plain helpers (no fixtures), used by the API tests (tests/integration/api) and the benchmarks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
-
-
-def load_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 class LambdaContext:
