@@ -37,9 +37,12 @@ def _user(row: Sequence[Any]) -> User:
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError,)
 
 
-def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
+def make_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 4, wait_seconds: float = 30.0
+) -> ConnectionPool:
     """A small pool: a Lambda instance serves one request at a time, a few background threads
-    (fan-out pipelines) may share it."""
+    (fan-out pipelines) may share it. `wait_seconds`: how long a caller waits for a connection
+    before PoolTimeout (GraphStoreUnavailable)."""
     from psycopg_pool import ConnectionPool
 
     return ConnectionPool(
@@ -47,6 +50,7 @@ def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> ConnectionPo
         min_size=min_size,
         max_size=max_size,
         kwargs={"connect_timeout": 5},
+        timeout=wait_seconds,
         open=True,
         name="feed",
     )
