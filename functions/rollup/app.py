@@ -5,14 +5,18 @@ schedule Input (or a manual invoke) `{"since": "2026-11-25T00:00:00Z"}` redoes t
 stored since then; the numbers come out the same, the roll-up being idempotent.
 """
 
+from __future__ import annotations
+
 import os
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feed_lambda.handlers import scheduled_handler
 from feed_wiring.root import get_services
 from feed_wiring.settings import Settings
-from newsfeed.jobs.rollup import RollupReport
+
+if TYPE_CHECKING:
+    from newsfeed.jobs.rollup import RollupReport
 
 settings = Settings.from_env(os.environ)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from newsfeed.rules import FeedRules
+if TYPE_CHECKING:
+    from newsfeed.rules import FeedRules
 
 # Local services listen on 127.0.0.1 below 32768: ports from 32768 up are the kernel's
 # ephemeral range here and collide with client sockets.
@@ -68,6 +70,10 @@ class Settings:
     id_worker: int | None = None
 
     def feed_rules(self) -> FeedRules:
+        # Imported here: the entry points read their settings at init, the rules are needed
+        # only when the services are built (first request).
+        from newsfeed.rules import FeedRules
+
         return FeedRules(
             celebrity_threshold=self.celebrity_threshold,
             active_days=self.active_days,
