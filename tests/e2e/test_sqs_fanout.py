@@ -90,15 +90,21 @@ def test_post_reaches_every_follower_through_sqs_chunks(services, queue, fanout_
         feed_ids(services, f)  # an active reader with a built timeline
 
     post = services.posts.create(author, "through the emulator's queue").id
-    # Five followers with chunk size 2: a head job and several chunk jobs, all through SQS.
-    assert drain(queue, fanout_handler.handler) >= 2
+    # Five followers with chunk size 2: a head job and three chunk jobs, all through SQS.
+    assert drain(queue, fanout_handler.handler) == 4
     for f in followers:
+        assert post in services.timelines.timeline_ids(f)
         assert post in feed_ids(services, f)
 
     services.posts.delete(author, post)
-    drain(queue, fanout_handler.handler)
+    # The tombstone hides the post at once, before any retract ran...
     for f in followers:
         assert post not in feed_ids(services, f)
+        assert post in services.timelines.timeline_ids(f)
+    # ...and the retract (head + three chunks) takes it out of the timelines themselves.
+    assert drain(queue, fanout_handler.handler) == 4
+    for f in followers:
+        assert post not in services.timelines.timeline_ids(f)
 
 
 def test_poison_message_goes_to_dlq_and_spares_the_rest_of_its_batch(

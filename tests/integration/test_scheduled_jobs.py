@@ -137,6 +137,26 @@ def test_cleanup_drops_inactive_users_timelines_and_they_rebuild_on_return(env: 
     assert env.services.timelines.timeline_state(idle).ready
 
 
+def test_cleanup_never_drops_a_timeline_while_it_is_being_rebuilt(env: FeedEnv):
+    _author, (idle, _), _ = _author_and_readers(env)
+    env.feed(idle)
+    env.set_inactive(idle, days=env.settings.active_days + 1)
+    env.redis.hset(timeline_meta_key(idle), "built_at", 0)  # built long ago
+    # Its owner comes back and a rebuild starts: fan-out writes into it from now on, so
+    # dropping it here would lose what fan-out adds before the rebuild commits.
+    env.services.timelines.begin_timeline_rebuild(idle)
+    assert env.services.cleanup.run().dropped == 0
+    assert env.services.timelines.timeline_state(idle).state == "building"
+    # A rebuild that never committed (its reader crashed) does not pin the timeline forever.
+    next_day = TimelineCleanup(
+        env.graph,
+        env.services.timelines,
+        active_days=env.settings.active_days,
+        clock=lambda: time.time() + 86_400,
+    )
+    assert next_day.run().dropped == 1
+
+
 # -- analytics roll-up --------------------------------------------------------------------------
 
 

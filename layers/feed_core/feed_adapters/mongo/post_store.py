@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from newsfeed.errors import DuplicateId, PostStoreUnavailable
+from newsfeed.errors import DuplicateId, NotFound, PostStoreUnavailable
 from newsfeed.model import Post
 
 from ..translate import unavailable_on
@@ -108,14 +108,17 @@ class MongoPostStore:
         return self.get_post(post_id)
 
     def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None:
-        """Idempotent like. Returns the updated post when a like was added, None if it existed.
+        """Idempotent like of a live post. Returns the updated post when a like was added, None
+        if it existed; NotFound when the post does not exist or is deleted (the like is undone:
+        a deleted post never gains a like, whatever a stale cache said).
 
         Two writes without a transaction (DocumentDB/FerretDB): a crash between them leaves the
         count one short; the like document is the truth and counts can be recomputed from it."""
+        like_id = pair_id(post_id, user_id)
         try:
             self._likes.insert_one(
                 {
-                    "_id": pair_id(post_id, user_id),
+                    "_id": like_id,
                     "post_id": doc_id(post_id),
                     "user_id": doc_id(user_id),
                     "created_at": at,
@@ -124,11 +127,14 @@ class MongoPostStore:
         except DuplicateKeyError:
             return None
         doc = self._posts.find_one_and_update(
-            {"_id": doc_id(post_id)},
+            {"_id": doc_id(post_id), **_LIVE},
             {"$inc": {"like_count": 1}},
             return_document=ReturnDocument.AFTER,
         )
-        return post_from_doc(doc) if doc else None
+        if doc is None:
+            self._likes.delete_one({"_id": like_id})
+            raise NotFound(f"post {post_id} not found")
+        return post_from_doc(doc)
 
     def remove_like(self, post_id: int, user_id: int) -> Post | None:
         """Idempotent unlike. Returns the updated post when a like was removed."""

@@ -6,7 +6,8 @@ and one Lua script can update both atomically):
                 double. Doubles round 64-bit ids, but ties sort by member and members are
                 fixed-width, so ZSET order is exactly id order. Capped at TIMELINE_MAX_LEN,
                 lazily on fan-out: trimmed back to the cap once it exceeds cap + trim slack.
-  tlm:{user}    timeline metadata HASH: state (building|ready), built_at (ms), h (horizon).
+  tlm:{user}    timeline metadata HASH: state (building|ready), built_at (ms), h (horizon),
+                rebuild_at (ms, when the last rebuild started).
   ap:{author}   the author's recent post ids, same encoding and cap.
   apm:{author}  the author list's metadata, same fields.
   post:{id}     cached post body (JSON of Post.to_dict), TTL POST_CACHE_TTL_SECONDS.

@@ -104,12 +104,19 @@ return out
 
 
 # KEYS: list, meta. ARGV: built_before (ms). Drops the timeline unless it was (re)built at or
-# after `built_before`: its owner came back meanwhile and is reading it.
+# after `built_before` (its owner came back meanwhile and is reading it) or a rebuild started
+# since then (`building` with `rebuild_at`: fan-out writes into it until the rebuild commits).
+# A rebuild that started before `built_before` and never committed (its reader crashed) is
+# dropped like any stale timeline.
 DROP_LUA = """
-local built = tonumber(redis.call('HGET', KEYS[2], 'built_at') or '0')
-if built >= tonumber(ARGV[1]) then return 0 end
+local meta = redis.call('HMGET', KEYS[2], 'state', 'built_at', 'rebuild_at')
+local since = tonumber(ARGV[1])
+if meta[1] == 'building' and tonumber(meta[3] or '0') >= since then return 0 end
+local built = tonumber(meta[2] or '0')
+if built >= since then return 0 end
 return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
 """
+
 
 # Move up to ARGV[1] events from the buffer to the draining list, atomically, and return them.
 # What sits in the draining list was taken but maybe not stored yet; a later drain stores it
@@ -121,4 +128,29 @@ if #items > 0 then
   redis.call('RPUSH', KEYS[2], unpack(items))
 end
 return items
+"""
+
+
+# Post cache fill. KEYS: post keys. ARGV: ttl, then one body per key (JSON of Post.to_dict).
+# A live body never overwrites a tombstone (a cached deleted post): a read that loaded the body
+# before a delete must not bring the post back after it. Tombstones themselves always write.
+CACHE_FILL_LUA = """
+local ttl = ARGV[1]
+local written = 0
+for i, key in ipairs(KEYS) do
+  local body = ARGV[i + 1]
+  local live = string.find(body, '"deleted_at":null', 1, true) ~= nil
+  local write = true
+  if live then
+    local current = redis.call('GET', key)
+    if current and string.find(current, '"deleted_at":null', 1, true) == nil then
+      write = false
+    end
+  end
+  if write then
+    redis.call('SET', key, body, 'EX', ttl)
+    written = written + 1
+  end
+end
+return written
 """

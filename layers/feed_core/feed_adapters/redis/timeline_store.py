@@ -30,7 +30,14 @@ from .keys import (
     timeline_key,
     timeline_meta_key,
 )
-from .scripts import DROP_LUA, MERGE_LUA, PUSH_MANY_LUA, RANGE_LUA, TAKE_EVENTS_LUA
+from .scripts import (
+    CACHE_FILL_LUA,
+    DROP_LUA,
+    MERGE_LUA,
+    PUSH_MANY_LUA,
+    RANGE_LUA,
+    TAKE_EVENTS_LUA,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -104,6 +111,7 @@ class RedisTimelineStore:
         self._range = client.register_script(RANGE_LUA)
         self._drop = client.register_script(DROP_LUA)
         self._take_events = client.register_script(TAKE_EVENTS_LUA)
+        self._cache_fill = client.register_script(CACHE_FILL_LUA)
 
     # -- shared list operations ------------------------------------------------------------
 
@@ -132,7 +140,9 @@ class RedisTimelineStore:
 
     def begin_timeline_rebuild(self, user_id: int) -> None:
         """Make fan-out write into this timeline from now on (it is not readable yet)."""
-        self._r.hset(timeline_meta_key(user_id), "state", LIST_BUILDING)
+        self._r.hset(
+            timeline_meta_key(user_id), mapping={"state": LIST_BUILDING, "rebuild_at": _now_ms()}
+        )
 
     def commit_timeline(self, user_id: int, post_ids: Sequence[int], horizon: int) -> None:
         """Union the rebuilt ids into the timeline (keeping what fan-out added meanwhile), trim,
@@ -341,13 +351,14 @@ class RedisTimelineStore:
         return found
 
     def cache_posts(self, posts: Iterable[Post]) -> None:
+        """Cache bodies; a live body never replaces a cached tombstone (scripts.CACHE_FILL_LUA).
+        One script call per key, pipelined: the keys span cluster slots."""
         pipe = self._r.pipeline(transaction=False)
         n = 0
         for post in posts:
-            pipe.set(
-                post_cache_key(post.id),
-                json.dumps(post.to_dict(), separators=(",", ":")),
-                ex=self._post_ttl,
+            body = json.dumps(post.to_dict(), separators=(",", ":"))
+            self._cache_fill(
+                keys=[post_cache_key(post.id)], args=[self._post_ttl, body], client=pipe
             )
             n += 1
         if n:

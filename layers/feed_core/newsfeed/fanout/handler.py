@@ -57,9 +57,7 @@ class FanoutJobHandler:
             case PushPostChunk():
                 self._push_range(job.author_id, job.post_id, job.span)
             case RetractPost():
-                self._run_head(
-                    job, lambda span: self._retract_range(job.author_id, job.post_id, span)
-                )
+                self._retract_post(job)
             case RetractPostChunk():
                 self._retract_range(job.author_id, job.post_id, job.span)
             case BackfillAuthor():
@@ -80,6 +78,14 @@ class FanoutJobHandler:
         if self._graph.fanout_mode(job.author_id) in (None, "pull"):
             return  # readers pull this author
         self._run_head(job, lambda span: self._push_range(job.author_id, job.post_id, span))
+
+    def _retract_post(self, job: RetractPost) -> None:
+        post = self._posts.get_post(job.post_id)
+        if post is None or not post.is_deleted:
+            return  # not deleted (a forged or mistaken job): nothing to retract
+        # Repeats the delete's own timeline store steps, in case they failed there.
+        self._feeds.hide_post(post)
+        self._run_head(job, lambda span: self._retract_range(job.author_id, job.post_id, span))
 
     def _backfill_author(self, job: BackfillAuthor) -> None:
         if self._graph.fanout_mode(job.author_id) != "push_pending":

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from ..errors import PostStoreUnavailable
-from ..model import LIST_READY, ListRead, ReaderGraph
+from ..model import LIST_READY, ListRead, Post, ReaderGraph
 from ..ports import GraphStore, PostStore, TimelineStore
 from .merge import Stream, merge_newest_first
 
@@ -62,8 +62,11 @@ class FeedManager:
         the post store, which already has the post)."""
         self._timelines.add_author_post(author_id, post_id)
 
-    def remove_post(self, author_id: int, post_id: int) -> None:
-        self._timelines.remove_author_post(author_id, post_id)
+    def hide_post(self, deleted: Post) -> None:
+        """A deleted post: its tombstone into the post cache (a cache fill never overwrites
+        it), then out of its author's list. Idempotent; the retract job runs it again."""
+        self._timelines.cache_posts([deleted])
+        self._timelines.remove_author_post(deleted.author_id, deleted.id)
 
     # -- fan-out writes ------------------------------------------------------------------------
 

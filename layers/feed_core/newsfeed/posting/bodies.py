@@ -56,9 +56,3 @@ class PostBodies:
             self._timelines.cache_posts(posts)
         except TimelineStoreUnavailable:
             log.warning("post cache fill failed", exc_info=True)
-
-    def cache_tombstone(self, deleted: Post) -> None:
-        """A deleted post's cache entry. Not best effort: every read path hydrates through the
-        cache, so until it holds the tombstone the post is still served; a failure here fails
-        the delete, whose retry (idempotent) writes it."""
-        self._timelines.cache_posts([deleted])

@@ -135,17 +135,20 @@ class PostService:
         return post
 
     def delete(self, actor_id: int, post_id: int) -> None:
-        """Soft delete, idempotent: a retry after a partial failure redoes the later steps."""
+        """Soft delete, idempotent. The post store's mark is the truth; the tombstone in the
+        cache (every read path hydrates through it, so the post is gone everywhere at once) and
+        the author list follow, and the retract job repeats both before it cleans the
+        followers' timelines, so a timeline store failure here is finished by the job."""
         post = self._posts.get_post(post_id)
         if post is None:
             raise NotFound(f"post {post_id} not found")
         if post.author_id != actor_id:
             raise Forbidden("you can only delete your own posts")
         deleted = self._posts.mark_deleted(post_id, self._clock()) or post
-        # Tombstone in the cache first: every read path hydrates through it, so the post is gone
-        # everywhere at once, before the retract job has cleaned the followers' timelines.
-        self._bodies.cache_tombstone(deleted)
-        self._feeds.remove_post(post.author_id, post_id)
+        try:
+            self._feeds.hide_post(deleted)
+        except TimelineStoreUnavailable:
+            log.warning("post %s deleted; its retract job hides it", post_id, exc_info=True)
         self._queue.send([RetractPost(author_id=post.author_id, post_id=post_id)])
 
     def author_posts(self, author_id: int, cursor: str | None, limit: int) -> Page[Post]:
