@@ -12,8 +12,10 @@ from newsfeed.fanout.jobs import (
     BackfillAuthorChunk,
     ChunkRange,
     InvalidJob,
+    MergeAuthor,
     PushPost,
     PushPostChunk,
+    RefreshPost,
     RetractPost,
     RetractPostChunk,
     chunk_jobs,
@@ -69,6 +71,8 @@ def any_job(draw: st.DrawFn) -> object:
                 RetractPostChunk(author, post, span),
                 BackfillAuthor(author, job_id),
                 BackfillAuthorChunk(author, job_id, span),
+                MergeAuthor(reader_id=post, author_id=author),
+                RefreshPost(post),
             ]
         )
     )
@@ -118,6 +122,10 @@ def test_every_job_round_trips_through_its_message(job: object) -> None:
         {"kind": "backfill_author", "author_id": 1, "job_id": 7},
         {"kind": "backfill_author", "author_id": 1, "job_id": "NOT-HEX"},
         {"kind": "backfill_author", "author_id": 1, "job_id": ""},
+        {"kind": "merge_author", "author_id": 1},
+        {"kind": "merge_author", "author_id": 1, "reader_id": 2**70},
+        {"kind": "refresh_post"},
+        {"kind": "refresh_post", "post_id": -7},
     ],
 )
 def test_malformed_messages_are_refused(body: object) -> None:

@@ -89,15 +89,20 @@ def build_services(
     if graph is None:
         from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 
-        graph = PostgresGraphStore(make_pool(settings.postgres_dsn))
+        graph = PostgresGraphStore(
+            make_pool(settings.postgres_dsn, wait_seconds=settings.store_timeout_ms / 1000),
+            query_timeout_ms=settings.store_timeout_ms,
+        )
     if posts is None or engagement is None:
         from feed_adapters.mongo.database import make_database
         from feed_adapters.mongo.engagement_store import MongoEngagementStore
         from feed_adapters.mongo.post_store import MongoPostStore
+        from feed_adapters.translate import StoreBreaker
 
-        db = make_database(settings.mongodb_url, settings.mongodb_db)
-        posts = posts or MongoPostStore(db)
-        engagement = engagement or MongoEngagementStore(db)
+        db = make_database(settings.mongodb_url, settings.mongodb_db, settings.store_timeout_ms)
+        breaker = getattr(posts, "breaker", None) or StoreBreaker()  # one per server
+        posts = posts or MongoPostStore(db, breaker)
+        engagement = engagement or MongoEngagementStore(db, breaker)
     if timelines is None:
         from feed_adapters.redis.client import make_redis
         from feed_adapters.redis.timeline_store import RedisTimelineStore
@@ -118,6 +123,7 @@ def build_services(
             settings.fanout_queue_url,
             region=settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
+            timeout_ms=settings.store_timeout_ms,
         )
     rules = settings.feed_rules()
     ids = ids or IdGenerator(settings.id_worker)
@@ -140,7 +146,7 @@ def build_services(
             graph, feeds, queue, events, celebrity_threshold=rules.celebrity_threshold
         ),
         posts=PostService(graph, posts, bodies, feeds, queue, cursors, ids, events),
-        likes=LikeService(graph, posts, bodies, events),
+        likes=LikeService(graph, posts, bodies, queue, events),
         feed=feed,
         fanout=FanoutJobHandler(
             graph,

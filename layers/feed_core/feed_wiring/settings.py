@@ -55,6 +55,10 @@ class Settings:
     # Follower ids read per keyset page while a fan-out head job plans its chunks.
     fanout_page_size: int = 10_000
     post_cache_ttl_seconds: int = 86_400
+    # How long one store call may wait (connect, query, pool checkout) before the store counts
+    # as unavailable: the API answers within ~2 s when a store is down or hung. Batch functions
+    # (fan-out, scheduled jobs) set a longer one in template.yaml.
+    store_timeout_ms: int = 800
     # Scheduled jobs. Prewarm: users seen within this many hours, at most this many per run
     # (most recently active first), each warmed for a first page of this size.
     prewarm_active_hours: int = 24

@@ -10,15 +10,17 @@ if TYPE_CHECKING:
     from pymongo.database import Database
 
 
-def make_database(url: str, name: str) -> Database:
+def make_database(url: str, name: str, timeout_ms: int = 800) -> Database:
+    """Every wait bounded by `timeout_ms`: server selection (down), connect, and each socket
+    read (hung)."""
     from pymongo import MongoClient
 
     client: MongoClient = MongoClient(
         url,
         tz_aware=True,
-        serverSelectionTimeoutMS=5000,
-        connectTimeoutMS=3000,
-        socketTimeoutMS=10000,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms,
         appname="feed",
     )
     return client[name]

@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError
 from newsfeed.errors import EngagementStoreUnavailable
 from newsfeed.jobs.rollup import COUNTS, EventGroup, StatsRow, bucket_start
 
-from ..translate import unavailable_on
+from ..translate import StoreBreaker, unavailable_on
 from .documents import aware, doc_id, event_doc, from_doc_id
 from .errors import UNAVAILABLE_ERRORS
 
@@ -57,7 +57,9 @@ DUPLICATE_KEY = 11000
 
 @unavailable_on(UNAVAILABLE_ERRORS, EngagementStoreUnavailable)
 class MongoEngagementStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, breaker: StoreBreaker | None = None) -> None:
+        # One breaker per server: the post and engagement stores share it when wired together.
+        self.breaker = breaker or StoreBreaker()
         self._events = db.engagement_events
         self._stats = db.engagement_stats
         self._state = db.job_state

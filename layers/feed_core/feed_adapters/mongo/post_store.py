@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from newsfeed.errors import DuplicateId, NotFound, PostStoreUnavailable
 from newsfeed.model import Post
 
-from ..translate import unavailable_on
+from ..translate import StoreBreaker, unavailable_on
 from .documents import doc_id, from_doc_id, pair_id, post_doc, post_from_doc
 from .errors import UNAVAILABLE_ERRORS
 
@@ -32,7 +32,9 @@ _LIVE = {"deleted_at": None}
 
 @unavailable_on(UNAVAILABLE_ERRORS, PostStoreUnavailable)
 class MongoPostStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, breaker: StoreBreaker | None = None) -> None:
+        # One breaker per server: the post and engagement stores share it when wired together.
+        self.breaker = breaker or StoreBreaker()
         self._db = db
         self._posts = db.posts
         self._likes = db.likes

@@ -6,7 +6,8 @@ locked in id order, so A-follows-B and B-follows-A at the same time cannot deadl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,8 @@ from newsfeed.errors import Conflict, Forbidden, GraphStoreUnavailable, NotFound
 from newsfeed.fanout.rule import mode_after_count
 from newsfeed.model import BlockChange, FollowChange, ReaderGraph, User
 
-from ..translate import unavailable_on
+from ..translate import StoreBreaker, unavailable_on
+from .watchdog import WATCHDOG
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -58,14 +60,29 @@ def make_pool(
 
 @unavailable_on(UNAVAILABLE_ERRORS, GraphStoreUnavailable)
 class PostgresGraphStore:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, query_timeout_ms: int = 30_000) -> None:
         self._pool = pool
+        self._query_timeout = query_timeout_ms / 1000
+        self.breaker = StoreBreaker()
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection whose use is bounded: a server that stops answering (hung, not
+        down) would block libpq's read for as long as TCP keeps the connection, so the
+        watchdog shuts the socket down at the deadline and the call fails as an outage."""
+        with self._pool.connection() as conn:
+            token = WATCHDOG.arm(conn, self._query_timeout)
+            try:
+                yield conn
+            finally:
+                if WATCHDOG.disarm(token):
+                    conn.close()  # cut at its deadline: the pool must not reuse it
 
     # -- users -------------------------------------------------------------------------------
 
     def create_user(self, user_id: int, auth_subject: str, handle: str, display_name: str) -> User:
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 row = conn.execute(
                     f"INSERT INTO users (id, auth_subject, handle, display_name)"
                     f" VALUES (%s, %s, %s, %s) RETURNING {_USER_COLUMNS}",
@@ -82,38 +99,38 @@ class PostgresGraphStore:
         return _user(row)
 
     def get_user(self, user_id: int) -> User | None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,)
             ).fetchone()
         return _user(row) if row else None
 
     def get_user_by_subject(self, auth_subject: str) -> User | None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 f"SELECT {_USER_COLUMNS} FROM users WHERE auth_subject = %s", (auth_subject,)
             ).fetchone()
         return _user(row) if row else None
 
     def user_exists(self, user_id: int) -> bool:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return (
                 conn.execute("SELECT 1 FROM users WHERE id = %s", (user_id,)).fetchone() is not None
             )
 
     def touch_active(self, user_id: int) -> None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute("UPDATE users SET last_active_at = now() WHERE id = %s", (user_id,))
 
     def fanout_mode(self, user_id: int) -> str | None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT fanout_mode FROM users WHERE id = %s", (user_id,)).fetchone()
         return row[0] if row else None
 
     def set_mode_if(self, user_id: int, expected: str, new: str) -> bool:
         """Compare-and-set of the fan-out mode (a backfill finishing must not undo a crossing that
         happened meanwhile)."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             cur = conn.execute(
                 "UPDATE users SET fanout_mode = %s WHERE id = %s AND fanout_mode = %s",
                 (new, user_id, expected),
@@ -168,7 +185,7 @@ class PostgresGraphStore:
         return FollowChange(follower, followee, True, new_mode, crossing)
 
     def follow(self, follower: int, followee: int, threshold: int) -> FollowChange:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             locked = self._lock_pair(conn, follower, followee)
             if self._blocked_either(conn, follower, followee):
                 raise Forbidden("cannot follow: one of you blocks the other")
@@ -200,14 +217,14 @@ class PostgresGraphStore:
         return self._count_change(conn, follower, followee, mode, count, -1, threshold)
 
     def unfollow(self, follower: int, followee: int, threshold: int) -> FollowChange:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             locked = self._lock_pair(conn, follower, followee)
             mode, count = locked[followee]
             return self._unfollow_in(conn, follower, followee, mode, count, threshold)
 
     def block(self, blocker: int, blocked: int, threshold: int) -> BlockChange:
         """Block and drop the follow edges in both directions, in one transaction."""
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             locked = self._lock_pair(conn, blocker, blocked)
             inserted = conn.execute(
                 "INSERT INTO blocks (blocker_id, blocked_id) VALUES (%s, %s)"
@@ -223,7 +240,7 @@ class PostgresGraphStore:
             return BlockChange(bool(inserted), removed)
 
     def unblock(self, blocker: int, blocked: int) -> bool:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             self._require_users(conn, blocker, blocked)
             cur = conn.execute(
                 "DELETE FROM blocks WHERE blocker_id = %s AND blocked_id = %s", (blocker, blocked)
@@ -231,7 +248,7 @@ class PostgresGraphStore:
             return cur.rowcount == 1
 
     def mute(self, muter: int, muted: int) -> bool:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             self._require_users(conn, muter, muted)
             cur = conn.execute(
                 "INSERT INTO mutes (muter_id, muted_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -240,7 +257,7 @@ class PostgresGraphStore:
             return cur.rowcount == 1
 
     def unmute(self, muter: int, muted: int) -> bool:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             self._require_users(conn, muter, muted)
             cur = conn.execute(
                 "DELETE FROM mutes WHERE muter_id = %s AND muted_id = %s", (muter, muted)
@@ -255,8 +272,16 @@ class PostgresGraphStore:
             if user_id not in found:
                 raise NotFound(f"user {user_id} not found")
 
+    def is_following(self, follower: int, followee: int) -> bool:
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM follows WHERE follower_id = %s AND followee_id = %s",
+                (follower, followee),
+            ).fetchone()
+        return row is not None
+
     def blocked_either(self, a: int, b: int) -> bool:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return self._blocked_either(conn, a, b)
 
     # -- reads -------------------------------------------------------------------------------
@@ -265,7 +290,7 @@ class PostgresGraphStore:
         """Followees with their mode, mutes and blocks (both directions), plus activity flags, in
         ONE round trip. Time comparisons use the database clock, the same one fan-out uses to
         pick active followers, so "skipped by fan-out" and "rebuild on read" always agree."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 """
                 SELECT 'u', id, fanout_mode,
@@ -303,7 +328,7 @@ class PostgresGraphStore:
         return ReaderGraph(reader_id, followees, frozenset(muted), frozenset(blocked), *me)
 
     def _users_page(self, sql: str, user_id: int, after_id: int | None, limit: int) -> list[User]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             self._require_users(conn, user_id)
             rows = conn.execute(sql, (user_id, after_id or 0, limit)).fetchall()
         return [_user(r) for r in rows]
@@ -330,7 +355,7 @@ class PostgresGraphStore:
         )
 
     def follower_ids_page(self, author_id: int, after_id: int, limit: int) -> list[int]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT follower_id FROM follows WHERE followee_id = %s AND follower_id > %s"
                 " ORDER BY follower_id LIMIT %s",
@@ -355,7 +380,7 @@ class PostgresGraphStore:
                 " AND u.last_active_at >= now() - make_interval(days => %(days)s)"
                 " ORDER BY f.follower_id"
             )
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 sql, {"a": author_id, "lo": after_id, "hi": upto_id, "days": active_days}
             ).fetchall()
@@ -378,14 +403,14 @@ class PostgresGraphStore:
         params = {"h": within_hours, "n": limit}
         if after is not None:
             params.update(at=after[0], id=after[1])
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
 
     def inactive_among(self, user_ids: Sequence[int], active_days: int) -> set[int]:
         """The ids not seen within `active_days`, or no longer users at all."""
         if not user_ids:
             return set()
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT id FROM users WHERE id = ANY(%s)"
                 " AND last_active_at >= now() - make_interval(days => %s)",

@@ -17,7 +17,7 @@ from newsfeed.errors import TimelineStoreUnavailable
 from newsfeed.ids import to_member
 from newsfeed.model import LIST_BUILDING, LIST_READY, ListRead, Post
 
-from ..translate import unavailable_on
+from ..translate import StoreBreaker, unavailable_on
 from .keys import (
     ENGAGEMENT_BUFFER_KEY,
     ENGAGEMENT_DRAINING_KEY,
@@ -99,6 +99,7 @@ class RedisTimelineStore:
         trim_slack: int | None = None,
         cluster: bool = False,
     ) -> None:
+        self.breaker = StoreBreaker()
         self._r = client
         self.max_len = max_len
         self._post_ttl = post_ttl_seconds

@@ -22,6 +22,7 @@ class SqsFanoutQueue:
         endpoint_url: str | None = None,
         client: Any = None,
         max_attempts: int = 3,
+        timeout_ms: int = 800,
     ) -> None:
         if not queue_url:
             raise ValueError("queue_url is required")
@@ -30,13 +31,22 @@ class SqsFanoutQueue:
         self._endpoint_url = endpoint_url
         self._client = client
         self._max_attempts = max_attempts
+        self._timeout = timeout_ms / 1000
 
     def _sqs(self) -> Any:
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
+            # botocore's defaults (60 s connect and read, retries) would hold a request for
+            # minutes when SQS is unreachable; one retry of a throttled or failed call.
+            config = Config(
+                connect_timeout=self._timeout,
+                read_timeout=max(self._timeout, 1.0),
+                retries={"mode": "standard", "max_attempts": 2},
+            )
             self._client = boto3.client(
-                "sqs", region_name=self._region, endpoint_url=self._endpoint_url
+                "sqs", region_name=self._region, endpoint_url=self._endpoint_url, config=config
             )
         return self._client
 

@@ -14,8 +14,10 @@ from .jobs import (
     ChunkRange,
     FanoutJob,
     HeadJob,
+    MergeAuthor,
     PushPost,
     PushPostChunk,
+    RefreshPost,
     RetractPost,
     RetractPostChunk,
     chunk_jobs,
@@ -64,6 +66,15 @@ class FanoutJobHandler:
                 self._backfill_author(job)
             case BackfillAuthorChunk():
                 self._backfill_chunk(job)
+            case MergeAuthor():
+                if self._graph.is_following(
+                    job.reader_id, job.author_id
+                ) and self._graph.fanout_mode(job.author_id) not in (None, "pull"):
+                    self._feeds.merge_into(job.reader_id, job.author_id)
+            case RefreshPost():
+                post = self._posts.get_post(job.post_id)
+                if post is not None:
+                    self._feeds.recache(post)
             case _:
                 raise TypeError(f"not a fan-out job: {job!r}")
 

@@ -7,6 +7,8 @@ deploy still parse):
   {"kind": "retract", ... the same two shapes ...}                           post deleted
   {"kind": "backfill_author", "author_id", "job_id"}                         pull -> push
   {"kind": "backfill_author", "author_id", "job_id", "after_id", "upto_id", "chunk", "chunks"}
+  {"kind": "merge_author", "reader_id", "author_id"}                         follow follow-up
+  {"kind": "refresh_post", "post_id"}                                        cache follow-up
 
 A chunk covers the followers with ids in (after_id, upto_id]. Anything else (an unknown kind, a
 missing or mistyped field, an id out of range, an empty range) is `InvalidJob`: the handler
@@ -92,9 +94,29 @@ class BackfillAuthorChunk:
     span: ChunkRange
 
 
+@dataclass(frozen=True, slots=True)
+class MergeAuthor:
+    """Follow-up of a follow whose timeline merge failed (the timeline store was unavailable):
+    the followee's recent posts into the follower's timeline, if the follow still stands."""
+
+    kind: ClassVar[str] = "merge_author"
+    reader_id: int
+    author_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshPost:
+    """Follow-up of a change to a post (a like) whose cache refresh failed: re-cache the
+    post's body from the post store, so the cache does not serve the old one until its TTL."""
+
+    kind: ClassVar[str] = "refresh_post"
+    post_id: int
+
+
 HeadJob = PushPost | RetractPost | BackfillAuthor
 ChunkJob = PushPostChunk | RetractPostChunk | BackfillAuthorChunk
-FanoutJob = HeadJob | ChunkJob
+RepairJob = MergeAuthor | RefreshPost
+FanoutJob = HeadJob | ChunkJob | RepairJob
 
 _CHUNK_OF: dict[type, type] = {
     PushPost: PushPostChunk,
@@ -151,7 +173,11 @@ def parse_job(body: Any) -> FanoutJob:
     if not isinstance(body, dict):
         raise InvalidJob(f"fan-out job must be a JSON object, got {type(body).__name__}")
     kind = body.get("kind")
+    if kind == "refresh_post":
+        return RefreshPost(_id(body, "post_id"))
     author_id = _id(body, "author_id")
+    if kind == "merge_author":
+        return MergeAuthor(reader_id=_id(body, "reader_id"), author_id=author_id)
     chunked = "upto_id" in body or "after_id" in body
     if kind in ("fanout", "retract"):
         post_id = _id(body, "post_id")

@@ -62,6 +62,11 @@ class FeedManager:
         the post store, which already has the post)."""
         self._timelines.add_author_post(author_id, post_id)
 
+    def recache(self, post: Post) -> None:
+        """A post's body into the cache as the post store has it now (a live body never
+        replaces a tombstone)."""
+        self._timelines.cache_posts([post])
+
     def hide_post(self, deleted: Post) -> None:
         """A deleted post: its tombstone into the post cache (a cache fill never overwrites
         it), then out of its author's list. Idempotent; the retract job runs it again."""

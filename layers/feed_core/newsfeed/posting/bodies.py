@@ -50,9 +50,12 @@ class PostBodies:
             self.cache(loaded.values())
         return found, False
 
-    def cache(self, posts: Iterable[Post]) -> None:
-        """Best effort: the cache is only a copy, so a failure to fill it is not an error."""
+    def cache(self, posts: Iterable[Post]) -> bool:
+        """Best effort: the cache is only a copy, so a failure to fill it is not an error.
+        False when it failed (the caller may queue a refresh)."""
         try:
             self._timelines.cache_posts(posts)
         except TimelineStoreUnavailable:
             log.warning("post cache fill failed", exc_info=True)
+            return False
+        return True

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..clock import Clock, utcnow
 from ..engagement import EngagementEvents
-from ..errors import Forbidden, NotFound
+from ..errors import Forbidden, NotFound, QueueUnavailable
+from ..fanout.jobs import RefreshPost
 from ..model import Post
-from ..ports import GraphStore, PostStore
+from ..ports import FanoutQueue, GraphStore, PostStore
 from .bodies import PostBodies
+
+log = logging.getLogger(__name__)
 
 
 class LikeService:
@@ -16,9 +21,11 @@ class LikeService:
         graph: GraphStore,
         posts: PostStore,
         bodies: PostBodies,
+        queue: FanoutQueue,
         events: EngagementEvents,
         clock: Clock = utcnow,
     ) -> None:
+        self._queue = queue
         self._graph = graph
         self._posts = posts
         self._bodies = bodies
@@ -29,15 +36,24 @@ class LikeService:
         post = self._live(post_id, actor_id)
         updated = self._posts.add_like(post_id, actor_id, self._clock())
         if updated is not None:
-            self._bodies.cache([updated])
+            self._refresh(updated)
             self._events.record("like", actor_id, post_id=post_id, author_id=post.author_id)
 
     def unlike(self, actor_id: int, post_id: int) -> None:
         post = self._live(post_id, actor_id)
         updated = self._posts.remove_like(post_id, actor_id)
         if updated is not None:
-            self._bodies.cache([updated])
+            self._refresh(updated)
             self._events.record("unlike", actor_id, post_id=post_id, author_id=post.author_id)
+
+    def _refresh(self, updated: Post) -> None:
+        """The cached body with the new count; if the cache is unavailable, a job does it
+        later (else the old count would be served until the entry's TTL)."""
+        if not self._bodies.cache([updated]):
+            try:
+                self._queue.send([RefreshPost(post_id=updated.id)])
+            except QueueUnavailable:
+                log.warning("refresh of post %s lost; its cache entry expires", updated.id)
 
     def _live(self, post_id: int, actor_id: int) -> Post:
         post = self._bodies.get(post_id)

@@ -7,15 +7,18 @@ idempotent, so repeating the call repairs what a failure left half done.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 
 from ..engagement import EngagementEvents
-from ..errors import InvalidInput
-from ..fanout.jobs import BackfillAuthor
+from ..errors import InvalidInput, PostStoreUnavailable, TimelineStoreUnavailable
+from ..fanout.jobs import BackfillAuthor, MergeAuthor
 from ..feed.manager import FeedManager
 from ..model import FollowChange
 from ..ports import FanoutQueue, GraphStore
+
+log = logging.getLogger(__name__)
 
 
 class SocialGraphService:
@@ -40,14 +43,20 @@ class SocialGraphService:
         _not_self(actor_id, target_id, "follow")
         change = self._graph.follow(actor_id, target_id, self._threshold)
         if change.followee_mode != "pull":
-            self._feeds.merge_into(actor_id, target_id)
+            try:
+                self._feeds.merge_into(actor_id, target_id)
+            except (TimelineStoreUnavailable, PostStoreUnavailable):
+                # The follow is committed: its merge becomes a job (503 only if that fails too,
+                # and a retry of this idempotent call redoes both).
+                log.warning("merge of %s into %s queued", target_id, actor_id, exc_info=True)
+                self._queue.send([MergeAuthor(reader_id=actor_id, author_id=target_id)])
         if change.changed:
             self._events.record("follow", actor_id, author_id=target_id)
 
     def unfollow(self, actor_id: int, target_id: int) -> None:
         _not_self(actor_id, target_id, "unfollow")
         change = self._graph.unfollow(actor_id, target_id, self._threshold)
-        self._feeds.unmerge_from(actor_id, target_id)
+        self._unmerge(actor_id, target_id)
         self._after_crossings([change])
         if change.changed:
             self._events.record("unfollow", actor_id, author_id=target_id)
@@ -56,8 +65,8 @@ class SocialGraphService:
         """Block drops the follow edges both ways and unmerges both timelines."""
         _not_self(actor_id, target_id, "block")
         change = self._graph.block(actor_id, target_id, self._threshold)
-        self._feeds.unmerge_from(actor_id, target_id)
-        self._feeds.unmerge_from(target_id, actor_id)
+        self._unmerge(actor_id, target_id)
+        self._unmerge(target_id, actor_id)
         self._after_crossings(change.removed_follows)
 
     def unblock(self, actor_id: int, target_id: int) -> None:
@@ -72,6 +81,14 @@ class SocialGraphService:
     def unmute(self, actor_id: int, target_id: int) -> None:
         _not_self(actor_id, target_id, "unmute")
         self._graph.unmute(actor_id, target_id)
+
+    def _unmerge(self, reader_id: int, author_id: int) -> None:
+        """Best effort: reads filter authors the reader no longer follows (or blocks), so a
+        failure only leaves their posts taking room in the timeline until it is trimmed."""
+        try:
+            self._feeds.unmerge_from(reader_id, author_id)
+        except (TimelineStoreUnavailable, PostStoreUnavailable):
+            log.warning("unmerge of %s from %s skipped", author_id, reader_id, exc_info=True)
 
     def _after_crossings(self, changes: Sequence[FollowChange]) -> None:
         """An author who fell below the threshold (pull -> push_pending) gets a backfill job."""
