@@ -17,7 +17,7 @@ API_FUNCTIONS = {
     "PostsIntegration": "posts",
     "FeedIntegration": "feed",
 }
-SCHEDULED = ("PrewarmFunction", "RollupFunction", "CleanupFunction")
+SCHEDULED = ("PrewarmFunction", "RollupFunction", "CleanupFunction", "RepairFunction")
 
 
 class _CfnLoader(yaml.SafeLoader):

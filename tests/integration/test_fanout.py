@@ -44,8 +44,9 @@ def test_push_pending_is_pushed_and_pulled_until_backfill_finishes(
     author, f1, f2, f3 = env.user(), env.user(), env.user(), env.user()
     for f in (f1, f2, f3):
         users.follow(f, author)
-    p1 = env.post(author)  # pull: no job
-    assert env.queue.jobs == []
+    p1 = env.post(author)  # pull: its job only clears the post's pending mark
+    assert [j["kind"] for j in env.run_jobs()] == ["fanout"]
+    assert env.timeline(f1) == []  # nothing pushed: readers pull it
     users.unfollow(f3, author)
     assert env.mode(author) == "push_pending"
     assert [j["kind"] for j in env.queue.jobs] == ["backfill_author"]
@@ -96,6 +97,7 @@ def test_chunked_backfill_switches_to_push_only_when_all_chunks_ran(
         users.follow(f, author)
     assert env.mode(author) == "pull"
     posts = [env.post(author) for _ in range(3)]
+    env.run_jobs()  # pull mode: the posts' jobs push nothing
     for f in followers:
         env.feed(f)  # timelines exist
     users.unfollow(followers[0], author)

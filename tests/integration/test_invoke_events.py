@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 EVENTS = sorted((ROOT / "events").glob("*.json"))
 REPORT_KEYS = {
     "prewarm": {"active_users", "warmed", "failed", "seconds"},
+    "repair": {"delivered", "retracted", "seconds"},
     "rollup": {"hours", "days", "rows", "seconds", "events_drained"},
     "cleanup": {"timelines_seen", "dropped", "seconds"},
 }

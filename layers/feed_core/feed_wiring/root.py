@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from newsfeed.ids import IdGenerator
     from newsfeed.jobs.cleanup import TimelineCleanup
     from newsfeed.jobs.prewarm import Prewarmer
+    from newsfeed.jobs.repair import PendingRepair
     from newsfeed.jobs.rollup import EngagementRollup, EngagementStore
     from newsfeed.jobs.stats import StatsService
     from newsfeed.ports import FanoutQueue, GraphStore, PostStore, TimelineStore
@@ -47,6 +48,7 @@ class Services:
     prewarm: Prewarmer
     cleanup: TimelineCleanup
     rollup: EngagementRollup
+    repair: PendingRepair
     # The feed policy and the timeline store, for tools and tests that inspect timelines.
     feeds: FeedManager
     timelines: TimelineStore
@@ -78,6 +80,7 @@ def build_services(
     from newsfeed.ids import IdGenerator
     from newsfeed.jobs.cleanup import TimelineCleanup
     from newsfeed.jobs.prewarm import Prewarmer
+    from newsfeed.jobs.repair import PendingRepair
     from newsfeed.jobs.rollup import EngagementRollup
     from newsfeed.jobs.stats import StatsService
     from newsfeed.posting.bodies import PostBodies
@@ -171,6 +174,7 @@ def build_services(
         rollup=EngagementRollup(
             engagement, drain_buffer=lambda: timelines.drain_events(engagement.record_events)
         ),
+        repair=PendingRepair(posts, queue),
         feeds=feeds,
         timelines=timelines,
     )

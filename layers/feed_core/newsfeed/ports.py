@@ -62,7 +62,7 @@ class PostStore(Protocol):
     """Posts and likes (MongoDB)."""
 
     def insert_post(self, post: Post) -> None:
-        """Raises `DuplicateId` when a post with this id exists."""
+        """Stores the post pending delivery. Raises `DuplicateId` when the id exists."""
 
     def claim_post_request(self, author_id: int, key: str, post_id: int) -> int:
         """Record `key` -> `post_id` for this author once; returns the post id recorded first."""
@@ -75,7 +75,13 @@ class PostStore(Protocol):
     def posts_by_authors(
         self, author_ids: Sequence[int], below: int | None, limit: int
     ) -> list[Post]: ...
-    def mark_deleted(self, post_id: int, at: datetime) -> Post | None: ...
+    def mark_deleted(self, post_id: int, at: datetime) -> Post | None:
+        """Soft delete, pending retraction; the post after (None if it does not exist)."""
+
+    def clear_pending(self, post_id: int, follow_up: str) -> None:
+        """The post's `follow_up` ("deliver" or "retract") is done."""
+
+    def pending_posts(self, follow_up: str, below_id: int, limit: int) -> list[Post]: ...
     def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None:
         """The post after the like, None if already liked; NotFound if missing or deleted."""
 

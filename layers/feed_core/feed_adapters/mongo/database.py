@@ -30,6 +30,7 @@ def ensure_indexes(db: Database) -> None:
     """Create every collection's indexes; safe to run on every deploy (create_index is
     idempotent for an identical spec)."""
     db.posts.create_index([("author_id", ASCENDING), ("_id", DESCENDING)], name="author_newest")
+    db.posts.create_index([("pending", ASCENDING), ("_id", ASCENDING)], name="pending")
     db.likes.create_index([("post_id", ASCENDING)], name="by_post")
     db.likes.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)], name="by_user")
     db.engagement_events.create_index([("at", ASCENDING)], name="by_time")

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from newsfeed.errors import DuplicateId, NotFound, PostStoreUnavailable
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 POINT_READ_LIMIT = 16
 
 _LIVE = {"deleted_at": None}
+# Follow-up work a post document carries until it is done (the outbox is the document itself):
+# a new post is pending delivery until its fan-out job ran, a deleted one pending retraction.
+DELIVER, RETRACT = "deliver", "retract"
 
 
 @unavailable_on(UNAVAILABLE_ERRORS, PostStoreUnavailable)
@@ -55,9 +58,10 @@ class MongoPostStore:
             return from_doc_id(doc["post_id"])
 
     def insert_post(self, post: Post) -> None:
-        """Raises DuplicateId on an id collision (the caller retries)."""
+        """Stored pending delivery (see `pending_posts`). Raises DuplicateId on an id
+        collision (the caller retries)."""
         try:
-            self._posts.insert_one({**post_doc(post), "deleted_at": None})
+            self._posts.insert_one({**post_doc(post), "deleted_at": None, "pending": DELIVER})
         except DuplicateKeyError as exc:
             raise DuplicateId(f"post {post.id} exists") from exc
 
@@ -105,9 +109,27 @@ class MongoPostStore:
         return [post_from_doc(d) for d in cursor]
 
     def mark_deleted(self, post_id: int, at: datetime) -> Post | None:
-        """Soft delete (keeps the first deletion time on a retry); returns the post after."""
-        self._posts.update_one({"_id": doc_id(post_id), **_LIVE}, {"$set": {"deleted_at": at}})
+        """Soft delete, pending retraction (keeps the first deletion time on a retry); returns
+        the post after. A delivery still pending is superseded: the post is never pushed."""
+        self._posts.update_one(
+            {"_id": doc_id(post_id), **_LIVE}, {"$set": {"deleted_at": at, "pending": RETRACT}}
+        )
         return self.get_post(post_id)
+
+    def clear_pending(self, post_id: int, follow_up: str) -> None:
+        self._posts.update_one(
+            {"_id": doc_id(post_id), "pending": follow_up}, {"$unset": {"pending": ""}}
+        )
+
+    def pending_posts(self, follow_up: str, below_id: int, limit: int) -> list[Post]:
+        """Posts whose `follow_up` ("deliver" or "retract") has not been done, with ids below
+        `below_id` (older than the requests that may still be doing it), oldest first."""
+        cursor = (
+            self._posts.find({"pending": follow_up, "_id": {"$lt": doc_id(below_id)}})
+            .sort("_id", ASCENDING)
+            .limit(limit)
+        )
+        return [post_from_doc(d) for d in cursor]
 
     def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None:
         """Idempotent like of a live post. Returns the updated post when a like was added, None

@@ -83,12 +83,13 @@ class FanoutJobHandler:
     def _push_post(self, job: PushPost) -> None:
         post = self._posts.get_post(job.post_id)
         if post is None or post.is_deleted:
-            return
+            return  # a deleted post's pending mark is its retraction's
         # Repairs a timeline store failure in PostService.create; a no-op otherwise.
         self._feeds.add_post(job.author_id, post.id)
-        if self._graph.fanout_mode(job.author_id) in (None, "pull"):
-            return  # readers pull this author
-        self._run_head(job, lambda span: self._push_range(job.author_id, job.post_id, span))
+        if self._graph.fanout_mode(job.author_id) not in (None, "pull"):
+            self._run_head(job, lambda span: self._push_range(job.author_id, job.post_id, span))
+        # Delivered (pulled, pushed, or its chunk jobs queued): the outbox mark goes.
+        self._posts.clear_pending(job.post_id, "deliver")
 
     def _retract_post(self, job: RetractPost) -> None:
         post = self._posts.get_post(job.post_id)
@@ -97,6 +98,7 @@ class FanoutJobHandler:
         # Repeats the delete's own timeline store steps, in case they failed there.
         self._feeds.hide_post(post)
         self._run_head(job, lambda span: self._retract_range(job.author_id, job.post_id, span))
+        self._posts.clear_pending(job.post_id, "retract")
 
     def _backfill_author(self, job: BackfillAuthor) -> None:
         if self._graph.fanout_mode(job.author_id) != "push_pending":

@@ -20,7 +20,6 @@ from ..errors import (
     NotFound,
     QueueUnavailable,
     TimelineStoreUnavailable,
-    Unavailable,
 )
 from ..fanout.jobs import PushPost, RetractPost
 from ..feed.manager import FeedManager
@@ -66,7 +65,9 @@ class PostService:
         media: Sequence[Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Post:
-        """Store the post, then queue its fan-out.
+        """Store the post (pending delivery), then queue its fan-out job (also for a pull-mode
+        author: the job adds the post to the author list if that failed here, and clears the
+        pending mark).
 
         With an `idempotency_key`, a retry of the same request returns the same post and redoes
         only the steps that may not have happened (all of them idempotent), so a client that
@@ -75,28 +76,22 @@ class PostService:
         text = check_text(text)
         items = check_media(media)
         idempotency_key = check_idempotency_key(idempotency_key)
-        mode = self._graph.fanout_mode(author_id)
-        if mode is None:
+        if self._graph.fanout_mode(author_id) is None:
             raise NotFound(f"user {author_id} not found")
         post = self._store_new_post(author_id, text, items, idempotency_key)
-        timelines_failed = False
+        # Stored pending delivery: from here on the post reaches its readers whatever fails
+        # next (the fan-out job, or the repair job when the queue is down), so the answer is
+        # 201 and never a 503 that invites a duplicate.
         try:
             self._feeds.add_post(author_id, post.id)
             self._bodies.cache([post])
         except TimelineStoreUnavailable:
-            # The post exists; the fan-out job re-adds it to the author's list (idempotently),
-            # so queue it even for a pull-mode author.
+            # The fan-out job re-adds the post to the author list (idempotently).
             log.warning("timeline store failed after inserting post %s", post.id, exc_info=True)
-            timelines_failed = True
-        if mode != "pull" or timelines_failed:
-            try:
-                self._queue.send([PushPost(author_id=author_id, post_id=post.id)])
-            except QueueUnavailable as exc:
-                log.error("fan-out job for post %s not queued", post.id, exc_info=True)
-                raise Unavailable(
-                    f"post {post.id} was saved but its delivery to followers could not be "
-                    "queued; retry with the same Idempotency-Key"
-                ) from exc
+        try:
+            self._queue.send([PushPost(author_id=author_id, post_id=post.id)])
+        except QueueUnavailable:
+            log.error("fan-out job for post %s not queued; repair delivers it", post.id)
         self._events.record("post", author_id, post_id=post.id, author_id=author_id)
         return post
 
@@ -149,7 +144,11 @@ class PostService:
             self._feeds.hide_post(deleted)
         except TimelineStoreUnavailable:
             log.warning("post %s deleted; its retract job hides it", post_id, exc_info=True)
-        self._queue.send([RetractPost(author_id=post.author_id, post_id=post_id)])
+        try:
+            self._queue.send([RetractPost(author_id=post.author_id, post_id=post_id)])
+        except QueueUnavailable:
+            # Stored pending retraction: the repair job queues it later.
+            log.error("retract job for post %s not queued; repair retracts it", post_id)
 
     def author_posts(self, author_id: int, cursor: str | None, limit: int) -> Page[Post]:
         limit = check_limit(limit)
