@@ -28,6 +28,22 @@ def test_create_profile_and_lookups(env: FeedEnv) -> None:
         profiles.create_profile("sub|c", "valid_handle", "   ")
 
 
+@pytest.mark.parametrize(
+    ("handle", "display_name"),
+    [
+        ("trailing_nl\n", "Nl"),  # `$` matches before a final newline
+        ("nul_name", "Ada\x00Lovelace"),  # PostgreSQL refuses NUL in text
+        ("ctl_name", "Ada\x1bLovelace"),
+    ],
+)
+def test_profile_the_store_would_refuse_is_invalid_input(
+    env: FeedEnv, handle: str, display_name: str
+) -> None:
+    with pytest.raises(InvalidInput):
+        env.services.profiles.create_profile("sub|odd", handle, display_name)
+    assert env.sql("SELECT count(*) FROM users") == [(0,)]
+
+
 def test_follow_rules_and_counts(env: FeedEnv) -> None:
     profiles = env.services.profiles
     users = env.services.social

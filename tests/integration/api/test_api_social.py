@@ -56,6 +56,31 @@ def test_bad_handle_is_4xx_with_message(social_api: LambdaApi, handle: str) -> N
     assert "handle" in resp.error["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"handle": "trailing_newline\n", "display_name": "Someone"},
+        {"handle": "nul_in_name", "display_name": "Some\x00one"},
+    ],
+)
+def test_profile_the_store_would_refuse_is_400_and_nothing_is_stored(
+    social_api: LambdaApi, body: dict[str, str]
+) -> None:
+    sub = new_subject()
+    resp = social_api.call("POST", "/v1/users", sub=sub, body=body)
+    assert resp.status == 400, resp.text
+    assert resp.error["code"] == "invalid_input"
+    assert social_api.call("GET", "/v1/users/me", sub=sub).status == 404
+
+
+@pytest.mark.parametrize("sub", ["test|nul\x00sub", "test|newline\n"])
+def test_token_subject_with_control_characters_is_401(social_api: LambdaApi, sub: str) -> None:
+    for method, path, body in (("GET", "/v1/users/me", None), ("POST", "/v1/users", profile())):
+        resp = social_api.call(method, path, sub=sub, body=body)
+        assert resp.status == 401, resp.text
+        assert "control characters" in resp.error["message"]
+
+
 def test_caller_cannot_choose_who_they_are(social_api: LambdaApi) -> None:
     # Identity is the token's sub: a user id or subject in the body is refused, not obeyed.
     resp = social_api.call(

@@ -15,7 +15,10 @@ from ..ports import GraphStore, TimelineStore
 
 log = logging.getLogger(__name__)
 
-HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
+# Used with fullmatch: `$` with match() would accept a trailing newline (the database refuses it).
+HANDLE_RE = re.compile(r"[A-Za-z0-9_]{3,30}")
+# Single-line fields; PostgreSQL refuses NUL in text, the other controls are never meant.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_DISPLAY_NAME = 50
 MAX_AUTH_SUBJECT = 255
 
@@ -40,13 +43,17 @@ class ProfileService:
             or len(auth_subject) > MAX_AUTH_SUBJECT
         ):
             raise InvalidInput("auth subject is required")
-        if not isinstance(handle, str) or not HANDLE_RE.match(handle):
+        if _CONTROL.search(auth_subject):
+            raise InvalidInput("auth subject must not contain control characters")
+        if not isinstance(handle, str) or not HANDLE_RE.fullmatch(handle):
             raise InvalidInput("handle must be 3 to 30 letters, digits or underscores")
         if not isinstance(display_name, str) or not display_name.strip():
             raise InvalidInput("display name must not be empty")
         display_name = display_name.strip()
         if len(display_name) > MAX_DISPLAY_NAME:
             raise InvalidInput(f"display name is longer than {MAX_DISPLAY_NAME} characters")
+        if _CONTROL.search(display_name):
+            raise InvalidInput("display name must not contain control characters")
         user = self._graph.create_user(self._ids.next_id(), auth_subject, handle, display_name)
         # A new user follows nobody: an empty timeline is already complete. Purely a saving (the
         # first feed read would build the same), so a failure here is not an error.
