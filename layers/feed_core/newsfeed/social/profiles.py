@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 
 from ..cursor import CursorCodec
-from ..errors import InvalidInput, NotFound, TimelineStoreUnavailable
+from ..errors import DuplicateId, InvalidInput, NotFound, TimelineStoreUnavailable
 from ..ids import IdGenerator
 from ..model import Page, User
 from ..paging import check_limit
@@ -21,6 +21,9 @@ HANDLE_RE = re.compile(r"[A-Za-z0-9_]{3,30}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_DISPLAY_NAME = 50
 MAX_AUTH_SUBJECT = 255
+# Worker ids are random per process, so two processes can make the same id; a new id (the
+# sequence moves on) is all it takes.
+ID_COLLISION_RETRIES = 3
 
 
 class ProfileService:
@@ -54,7 +57,7 @@ class ProfileService:
             raise InvalidInput(f"display name is longer than {MAX_DISPLAY_NAME} characters")
         if _CONTROL.search(display_name):
             raise InvalidInput("display name must not contain control characters")
-        user = self._graph.create_user(self._ids.next_id(), auth_subject, handle, display_name)
+        user = self._insert_user(auth_subject, handle, display_name)
         # A new user follows nobody: an empty timeline is already complete. Purely a saving (the
         # first feed read would build the same), so a failure here is not an error.
         try:
@@ -62,6 +65,18 @@ class ProfileService:
         except TimelineStoreUnavailable:
             log.warning("empty timeline of new user %s not stored", user.id, exc_info=True)
         return user
+
+    def _insert_user(self, auth_subject: str, handle: str, display_name: str) -> User:
+        for attempt in range(ID_COLLISION_RETRIES):
+            try:
+                return self._graph.create_user(
+                    self._ids.next_id(), auth_subject, handle, display_name
+                )
+            except DuplicateId:
+                if attempt == ID_COLLISION_RETRIES - 1:
+                    raise
+                log.warning("user id collision; retrying with a new id")
+        raise AssertionError("unreachable")
 
     def get_by_subject(self, auth_subject: str) -> User:
         user = self._graph.get_user_by_subject(auth_subject)
