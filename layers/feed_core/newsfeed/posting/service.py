@@ -110,8 +110,7 @@ class PostService:
                 post_id = self._posts.claim_post_request(author_id, idempotency_key, post_id)
                 existing = self._posts.get_post(post_id)
                 if existing is not None:
-                    if existing.text != text or existing.media != items:
-                        raise Conflict("Idempotency-Key was already used for a different post")
+                    _check_replay(existing, text, items)
                     return existing
             post = Post(post_id, author_id, text, items, id_to_datetime(post_id))
             try:
@@ -122,6 +121,7 @@ class PostService:
                     # A concurrent retry of the same request inserted it first.
                     existing = self._posts.get_post(post_id)
                     if existing is not None and existing.author_id == author_id:
+                        _check_replay(existing, text, items)
                         return existing
                     raise
                 if attempt == ID_COLLISION_RETRIES - 1:
@@ -157,3 +157,15 @@ class PostService:
         more = len(posts) > limit
         posts = posts[:limit]
         return Page(posts, self._cursors.encode_int("posts", "b", posts[-1].id) if more else None)
+
+
+def _check_replay(existing: Post, text: str, items: tuple[Media, ...]) -> None:
+    """A retry with the same key returns the first post, unless that cannot be the answer."""
+    if existing.text != text or existing.media != items:
+        raise Conflict("Idempotency-Key was already used for a different post")
+    if existing.is_deleted:
+        # Returning it would put a deleted post back into the author's list and the cache.
+        raise Conflict(
+            f"the post made with this Idempotency-Key ({existing.id}) was deleted; "
+            "use a new key to post again"
+        )
