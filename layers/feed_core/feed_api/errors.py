@@ -175,7 +175,8 @@ _DESCRIPTIONS = {
     401: "Missing, expired or invalid bearer token.",
     403: "Not allowed (not the author, blocked, ...).",
     404: "Unknown id, or the caller has no profile yet.",
-    409: "Conflict (handle taken, profile exists, idempotency key reused for another post).",
+    409: "Conflict (handle taken, profile exists, idempotency key reused for another post or "
+    "its post deleted).",
     422: "The request does not match the schema (types, ranges).",
     503: "A store or the queue is unavailable, or failed part-way; safe to retry after "
     "`Retry-After` seconds (with the same Idempotency-Key for a post).",
