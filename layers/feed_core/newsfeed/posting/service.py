@@ -137,7 +137,9 @@ class PostService:
     def delete(self, actor_id: int, post_id: int) -> None:
         """Soft delete, idempotent: a retry after a partial failure redoes the later steps."""
         post = self._posts.get_post(post_id)
-        if post is None:
+        # A deleted post is gone for everyone but its author (whose retry stays idempotent):
+        # a 403 would tell others it existed, where GET answers 404.
+        if post is None or (post.is_deleted and post.author_id != actor_id):
             raise NotFound(f"post {post_id} not found")
         if post.author_id != actor_id:
             raise Forbidden("you can only delete your own posts")
