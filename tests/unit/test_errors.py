@@ -171,6 +171,14 @@ def test_bad_id_is_422(post_id: str) -> None:
     assert_error(resp, 422, "validation_error", "post_id")
 
 
+@pytest.mark.parametrize("raw", ["+5", "1_000", " 5", "5 ", "05", "5.0"])
+@pytest.mark.parametrize("path", ["/v1/posts/{}", "/v1/users/{}"])
+def test_only_plain_digits_are_an_id(path: str, raw: str) -> None:
+    # Lax int parsing reads each of these as 5: one resource must have one path.
+    resp = make_client().get(path.format(raw))
+    assert_error(resp, 422, "validation_error", "_id")
+
+
 def test_ids_are_documented_as_strings() -> None:
     spec = make_client().get("/openapi.json").json()
     (param,) = spec["paths"]["/v1/posts/{post_id}"]["get"]["parameters"]
