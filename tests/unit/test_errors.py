@@ -209,6 +209,20 @@ def test_unknown_route_and_method() -> None:
     assert_error(client.patch("/v1/feed"), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/v1/posts/42", {"GET", "DELETE"}),  # two routes share the path
+        ("POST", "/v1/posts/42/like", {"PUT", "DELETE"}),
+        ("DELETE", "/v1/feed", {"GET"}),
+    ],
+)
+def test_405_allows_every_method_of_the_path(method: str, path: str, allowed: set[str]) -> None:
+    resp = make_client().request(method, path)
+    assert_error(resp, 405, "method_not_allowed")
+    assert set(resp.headers["allow"].split(", ")) == allowed
+
+
 def test_unexpected_exception_is_500_without_details() -> None:
     client = make_client(feed_svc=Raising(RuntimeError("password=hunter2")))
     resp = client.get("/v1/feed")

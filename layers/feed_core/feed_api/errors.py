@@ -7,11 +7,14 @@ status code and the JSON. Unknown exceptions become a 500 without leaking their 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -123,11 +126,41 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     return error_response(422, "validation_error", _validation_message(exc))
 
 
+def route_methods(routers: Sequence[APIRouter]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """(path regex, methods) of every route, kept for 405 answers (see `_allowed_methods`)."""
+    return [
+        (route.path_regex, frozenset(route.methods))
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method served at this request's path, by any route."""
+    path = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    allowed: set[str] = set()
+    for regex, methods in getattr(request.app.state, "route_methods", ()):
+        if regex.match(path):
+            allowed |= methods
+    return allowed
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        # The router names only the first route that matched the path; GET and DELETE
+        # /v1/posts/{post_id} are two routes, and Allow must list both.
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
+    return error_response(exc.status_code, code, message, headers or None)
 
 
 class UnexpectedErrorMiddleware:
