@@ -161,6 +161,19 @@ def test_mute_and_unmute(social_api: LambdaApi, make_user: MakeUser) -> None:
         assert social_api.call(method, f"/v1/me/mutes/{bob['id']}", sub=alice["sub"]).status == 204
 
 
+def test_followers_order_is_the_documented_one(social_api: LambdaApi, make_user: MakeUser) -> None:
+    star = make_user()
+    older, newer = make_user(), make_user()  # user ids grow with creation time
+    for fan in (newer, older):  # the older account follows last
+        resp = social_api.call("PUT", f"/v1/me/following/{star['id']}", sub=fan["sub"])
+        assert resp.status == 204
+    resp = social_api.call("GET", f"/v1/users/{star['id']}/followers", sub=star["sub"])
+    assert [u["id"] for u in resp.json()["items"]] == [older["id"], newer["id"]]
+    spec = social_api.module.app.openapi()
+    described = spec["paths"]["/v1/users/{user_id}/followers"]["get"]["description"]
+    assert "user id" in described and "newest follow" not in described.lower()
+
+
 def test_followers_pagination_with_cursor(social_api: LambdaApi, make_user: MakeUser) -> None:
     star = make_user()
     fans = [make_user() for _ in range(5)]
