@@ -41,3 +41,11 @@ def test_id_parameters_admit_only_ids() -> None:
                     assert schema["pattern"] == "^[1-9][0-9]{0,18}$", (method, path)
                     seen += 1
     assert seen
+
+
+def test_media_limit_is_the_domains() -> None:
+    from newsfeed.posting.rules import MAX_MEDIA
+
+    doc = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    media = doc["components"]["schemas"]["CreatePost"]["properties"]["media"]
+    assert media["maxItems"] == MAX_MEDIA == 4
