@@ -248,7 +248,7 @@ def test_jwks_unreachable_is_503(
     assert exc.value.status == 503
 
 
-@pytest.mark.parametrize("sub", ["ali\x00ce", "alice\n", "\x1bx", "a\x7fb"])
+@pytest.mark.parametrize("sub", ["ali\x00ce", "alice\n", "\x1bx", "a\x7fb", "a\ud800b"])
 def test_subject_with_control_characters(
     verifier: TokenVerifier, signing_key: rsa.RSAPrivateKey, sub: str
 ) -> None:
