@@ -146,6 +146,32 @@ def test_fanout_of_a_deleted_post_is_skipped(make_env: Callable[..., FeedEnv]) -
     assert env.timeline(reader) == [] and env.feed(reader) == []
 
 
+def test_push_chunk_redelivered_after_the_delete_pushes_nothing(
+    make_env: Callable[..., FeedEnv],
+) -> None:
+    env = make_env(recording=True, fanout_chunk_size=2)
+    author = env.user()
+    followers = [env.user() for _ in range(4)]
+    for f in followers:
+        env.services.social.follow(f, author)
+    env.queue.drain()
+    pid = env.post(author)
+    for head in env.queue.drain():
+        env.services.fanout.handle_message(head)
+    chunks = env.queue.drain()
+    assert len(chunks) == 2 and all(j["kind"] == "fanout" and "upto_id" in j for j in chunks)
+    for job in chunks:
+        env.services.fanout.handle_message(job)
+    assert all(env.timeline(f) == [pid] for f in followers)
+    env.services.posts.delete(author, pid)
+    env.run_jobs()  # the retract job and its chunks
+    assert all(env.timeline(f) == [] for f in followers)
+    for job in chunks:  # SQS redelivers the push chunks late
+        env.services.fanout.handle_message(job)
+    for f in followers:
+        assert env.timeline(f) == [], "a deleted post was written back into a timeline"
+
+
 def test_malformed_jobs_are_refused(env: FeedEnv) -> None:
     for job in (
         {},

@@ -107,6 +107,19 @@ def test_delete_disappears_everywhere(make_env: Callable[..., FeedEnv]) -> None:
     assert env.feed(f1) == [keep] and env.feed(f2) == [keep]
 
 
+def test_deleting_someone_elses_deleted_post_is_not_found(env: FeedEnv) -> None:
+    # GET says 404 for a deleted post; DELETE must not reveal it existed with a 403.
+    posts = env.services.posts
+    author, other = env.user(), env.user()
+    pid = env.post(author)
+    posts.delete(author, pid)
+    with pytest.raises(NotFound):
+        posts.get(pid)
+    with pytest.raises(NotFound):
+        posts.delete(other, pid)
+    posts.delete(author, pid)  # the author's retry stays idempotent
+
+
 def test_timeline_cap_and_lazy_loading_past_it(make_env: Callable[..., FeedEnv]) -> None:
     env = make_env(timeline_max_len=10)
     users = env.services.social

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from feed_env import FeedEnv
 
-from newsfeed.errors import Conflict, InvalidInput, QueueUnavailable
+from newsfeed.errors import Conflict, InvalidInput, NotFound, QueueUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +43,22 @@ def test_reusing_a_key_for_another_post_is_a_conflict(env: FeedEnv) -> None:
         env.services.posts.create(author, "second", idempotency_key="k1")
     with pytest.raises(InvalidInput, match="Idempotency-Key"):
         env.services.posts.create(author, "bad key", idempotency_key="has spaces")
+
+
+def test_replaying_the_key_of_a_deleted_post_is_a_conflict(env: FeedEnv) -> None:
+    author, fan = env.user(), env.user()
+    env.services.social.follow(fan, author)
+    env.feed(fan)
+    post = env.services.posts.create(author, "regret", idempotency_key="k-del")
+    env.services.posts.delete(author, post.id)
+    with pytest.raises(Conflict, match="deleted"):
+        env.services.posts.create(author, "regret", idempotency_key="k-del")
+    # Nothing came back: not in the author's list, not in the cache, not in the fan's feed.
+    assert env.services.timelines.author_lists([author], None, 10)[author].ids == []
+    with pytest.raises(NotFound):
+        env.services.posts.get(post.id)
+    assert author_post_ids(env, author) == []
+    assert env.timeline(fan) == [] and env.feed(fan) == []
 
 
 def test_queue_failure_is_acknowledged_and_a_retry_completes_delivery(

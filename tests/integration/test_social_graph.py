@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 from feed_env import FeedEnv
 
-from newsfeed.errors import Conflict, Forbidden, InvalidInput, NotFound
+from feed_wiring.root import Services, build_services
+from newsfeed.errors import Conflict, DuplicateId, Forbidden, InvalidInput, NotFound
+from newsfeed.ids import EPOCH_MS, IdGenerator
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +28,45 @@ def test_create_profile_and_lookups(env: FeedEnv) -> None:
             profiles.create_profile("sub|c", handle, "C")
     with pytest.raises(InvalidInput):
         profiles.create_profile("sub|c", "valid_handle", "   ")
+
+
+@pytest.mark.parametrize(
+    ("handle", "display_name"),
+    [
+        ("trailing_nl\n", "Nl"),  # `$` matches before a final newline
+        ("nul_name", "Ada\x00Lovelace"),  # PostgreSQL refuses NUL in text
+        ("ctl_name", "Ada\x1bLovelace"),
+    ],
+)
+def test_profile_the_store_would_refuse_is_invalid_input(
+    env: FeedEnv, handle: str, display_name: str
+) -> None:
+    with pytest.raises(InvalidInput):
+        env.services.profiles.create_profile("sub|odd", handle, display_name)
+    assert env.sql("SELECT count(*) FROM users") == [(0,)]
+
+
+def test_a_user_id_collision_is_retried_with_a_new_id(env: FeedEnv) -> None:
+    # Two processes that drew the same random snowflake worker make the same ids within the
+    # same millisecond: the second profile must get another id, not a 409.
+    def process() -> Services:
+        ids = IdGenerator(worker_id=5, clock_ms=lambda: EPOCH_MS + 1_000)
+        return build_services(
+            env.settings,
+            graph=env.graph,
+            posts=env.posts,
+            engagement=env.events,
+            redis_client=env.redis,
+            queue=env.queue,
+            ids=ids,
+        )
+
+    first = process().profiles.create_profile("sub|one", "first_one", "One")
+    with pytest.raises(DuplicateId):
+        env.graph.create_user(first.id, "sub|raw", "raw_insert", "Raw")
+    second = process().profiles.create_profile("sub|two", "second_two", "Two")
+    assert second.id != first.id and second.handle == "second_two"
+    assert env.sql("SELECT count(*) FROM users") == [(2,)]
 
 
 def test_follow_rules_and_counts(env: FeedEnv) -> None:

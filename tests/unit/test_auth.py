@@ -246,3 +246,13 @@ def test_jwks_unreachable_is_503(
     with pytest.raises(ApiError) as exc:
         verifier.verify(make_token(signing_key, headers={"kid": "k1"}))
     assert exc.value.status == 503
+
+
+@pytest.mark.parametrize("sub", ["ali\x00ce", "alice\n", "\x1bx", "a\x7fb", "a\ud800b"])
+def test_subject_with_control_characters(
+    verifier: TokenVerifier, signing_key: rsa.RSAPrivateKey, sub: str
+) -> None:
+    # PostgreSQL refuses NUL in text: such a subject would fail every lookup with a 500.
+    with pytest.raises(ApiError) as exc:
+        verifier.verify(make_token(signing_key, sub=sub))
+    assert_401(exc, "control characters")

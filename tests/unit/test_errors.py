@@ -171,6 +171,14 @@ def test_bad_id_is_422(post_id: str) -> None:
     assert_error(resp, 422, "validation_error", "post_id")
 
 
+@pytest.mark.parametrize("raw", ["+5", "1_000", " 5", "5 ", "05", "5.0"])
+@pytest.mark.parametrize("path", ["/v1/posts/{}", "/v1/users/{}"])
+def test_only_plain_digits_are_an_id(path: str, raw: str) -> None:
+    # Lax int parsing reads each of these as 5: one resource must have one path.
+    resp = make_client().get(path.format(raw))
+    assert_error(resp, 422, "validation_error", "_id")
+
+
 def test_ids_are_documented_as_strings() -> None:
     spec = make_client().get("/openapi.json").json()
     (param,) = spec["paths"]["/v1/posts/{post_id}"]["get"]["parameters"]
@@ -199,6 +207,20 @@ def test_unknown_route_and_method() -> None:
     client = make_client()
     assert_error(client.get("/v1/nope"), 404, "not_found")
     assert_error(client.patch("/v1/feed"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/v1/posts/42", {"GET", "DELETE"}),  # two routes share the path
+        ("POST", "/v1/posts/42/like", {"PUT", "DELETE"}),
+        ("DELETE", "/v1/feed", {"GET"}),
+    ],
+)
+def test_405_allows_every_method_of_the_path(method: str, path: str, allowed: set[str]) -> None:
+    resp = make_client().request(method, path)
+    assert_error(resp, 405, "method_not_allowed")
+    assert set(resp.headers["allow"].split(", ")) == allowed
 
 
 def test_unexpected_exception_is_500_without_details() -> None:

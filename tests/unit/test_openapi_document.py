@@ -26,3 +26,26 @@ def test_every_operation_documents_auth_and_errors() -> None:
             assert op.get("summary"), f"{method} {path} has no summary"
             assert "401" in op["responses"], f"{method} {path} does not document 401"
             assert op.get("security"), f"{method} {path} does not declare bearer auth"
+
+
+def test_id_parameters_admit_only_ids() -> None:
+    # Ids are 1..2^63-1 in plain decimal: no 0, no leading zero, at most 19 digits.
+    doc = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    seen = 0
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            for param in op.get("parameters", []):
+                if param["in"] == "path" and param["name"].endswith("_id"):
+                    schema = param["schema"]
+                    assert schema["type"] == "string", (method, path)
+                    assert schema["pattern"] == "^[1-9][0-9]{0,18}$", (method, path)
+                    seen += 1
+    assert seen
+
+
+def test_media_limit_is_the_domains() -> None:
+    from newsfeed.posting.rules import MAX_MEDIA
+
+    doc = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    media = doc["components"]["schemas"]["CreatePost"]["properties"]["media"]
+    assert media["maxItems"] == MAX_MEDIA == 4

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 
 from feed_api.auth import TokenVerifier
-from feed_api.errors import install_error_handlers
+from feed_api.errors import install_error_handlers, route_methods
 from feed_wiring.root import Services, ServicesProvider
 from feed_wiring.settings import Settings
 
@@ -61,4 +61,6 @@ def create_app(
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    # For the Allow header of a 405: every method of a path, across the routes serving it.
+    app.state.route_methods = route_methods(routers)
     return app

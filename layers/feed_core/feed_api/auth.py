@@ -7,6 +7,7 @@ caller's identity is the token's `sub`; no endpoint accepts a user id to act as 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
@@ -21,6 +22,9 @@ ALGORITHMS = ["RS256"]
 # Small tolerance for clock skew between the issuer and Lambda hosts.
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+# A subject is looked up in PostgreSQL, which refuses NUL (and cannot encode lone surrogates):
+# refuse such a token here rather than fail the lookup with a 500.
+_BAD_SUBJECT_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,8 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise unauthorized("token subject is empty")
+        if _BAD_SUBJECT_CHARS.search(subject):
+            raise unauthorized("token subject contains control characters or invalid unicode")
         return Caller(subject=subject, claims=claims)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import WithJsonSchema
+from pydantic import BeforeValidator, WithJsonSchema
 
 from feed_api.auth import Caller, TokenVerifier, bearer_token
 from feed_api.errors import ApiError
@@ -57,9 +58,24 @@ def _current_user(caller: CallerDep, services: ServicesDep) -> User:
 
 CurrentUser = Annotated[User, Depends(_current_user)]
 
+ID_PATTERN = "^[1-9][0-9]{0,18}$"
+_ID_DIGITS = re.compile(ID_PATTERN)
+
+
+def _plain_digits(value: object) -> object:
+    # Lax int parsing would take "+5", "1_000", " 5", "05" and "5.0" as 5: one id, one spelling.
+    if isinstance(value, str) and not _ID_DIGITS.fullmatch(value):
+        raise ValueError("an id is decimal digits without sign, spaces or a leading zero")
+    return value
+
+
 # Parsed as int, documented as a digit string: a generated JavaScript client would otherwise
 # type ids as numbers and round them (2^53 < 2^63).
-_Id = Annotated[int, WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,19}$"})]
+_Id = Annotated[
+    int,
+    BeforeValidator(_plain_digits),
+    WithJsonSchema({"type": "string", "pattern": ID_PATTERN}),
+]
 UserId = Annotated[_Id, Path(ge=1, le=MAX_ID, description="User id (decimal string).")]
 PostId = Annotated[_Id, Path(ge=1, le=MAX_ID, description="Post id (decimal string).")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]

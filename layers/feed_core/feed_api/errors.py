@@ -7,11 +7,14 @@ status code and the JSON. Unknown exceptions become a 500 without leaking their 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -123,11 +126,41 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     return error_response(422, "validation_error", _validation_message(exc))
 
 
+def route_methods(routers: Sequence[APIRouter]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """(path regex, methods) of every route, kept for 405 answers (see `_allowed_methods`)."""
+    return [
+        (route.path_regex, frozenset(route.methods))
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method served at this request's path, by any route."""
+    path = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    allowed: set[str] = set()
+    for regex, methods in getattr(request.app.state, "route_methods", ()):
+        if regex.match(path):
+            allowed |= methods
+    return allowed
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        # The router names only the first route that matched the path; GET and DELETE
+        # /v1/posts/{post_id} are two routes, and Allow must list both.
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
+    return error_response(exc.status_code, code, message, headers or None)
 
 
 class UnexpectedErrorMiddleware:
@@ -175,7 +208,8 @@ _DESCRIPTIONS = {
     401: "Missing, expired or invalid bearer token.",
     403: "Not allowed (not the author, blocked, ...).",
     404: "Unknown id, or the caller has no profile yet.",
-    409: "Conflict (handle taken, profile exists, idempotency key reused for another post).",
+    409: "Conflict (handle taken, profile exists, idempotency key reused for another post or "
+    "its post deleted).",
     422: "The request does not match the schema (types, ranges).",
     503: "A store or the queue is unavailable, or failed part-way; safe to retry after "
     "`Retry-After` seconds (with the same Idempotency-Key for a post).",

@@ -12,13 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from newsfeed.model import MEDIA_KINDS
+from newsfeed.posting.rules import MAX_MEDIA
 
 # Generous upper bounds that keep payloads small; the domain enforces the real rules (handle
-# syntax, post length) so they live in one place and come back as 400 with its message.
+# syntax, post length) so they live in one place and come back as 400 with its message. The
+# media count is the domain's own limit: a schema allowing more would document a lie.
 MAX_HANDLE_CHARS = 64
 MAX_DISPLAY_NAME_CHARS = 200
 MAX_TEXT_CHARS = 10_000
-MAX_MEDIA = 10
 MAX_URL_CHARS = 2_048
 
 

@@ -66,6 +66,24 @@ def test_malformed_post_is_422(posts_api: LambdaApi, make_user: MakeUser, body: 
     assert resp.error["code"] == "validation_error" and resp.error["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "hello\x00world"},
+        {"text": "hi", "media": [{"url": "https://cdn.example/a\x00.jpg", "kind": "image"}]},
+    ],
+)
+def test_nul_the_store_would_refuse_is_400_and_nothing_is_stored(
+    posts_api: LambdaApi, make_user: MakeUser, body: Any
+) -> None:
+    alice = make_user()
+    resp = posts_api.call("POST", "/v1/posts", sub=alice["sub"], body=body)
+    assert resp.status == 400, resp.text
+    assert resp.error["code"] == "invalid_input"
+    listed = posts_api.call("GET", f"/v1/users/{alice['id']}/posts", sub=alice["sub"])
+    assert listed.status == 200 and listed.json()["items"] == []
+
+
 def test_unknown_post_is_404(posts_api: LambdaApi, make_user: MakeUser) -> None:
     me = make_user()
     for method, path in [

@@ -56,6 +56,31 @@ def test_bad_handle_is_4xx_with_message(social_api: LambdaApi, handle: str) -> N
     assert "handle" in resp.error["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"handle": "trailing_newline\n", "display_name": "Someone"},
+        {"handle": "nul_in_name", "display_name": "Some\x00one"},
+    ],
+)
+def test_profile_the_store_would_refuse_is_400_and_nothing_is_stored(
+    social_api: LambdaApi, body: dict[str, str]
+) -> None:
+    sub = new_subject()
+    resp = social_api.call("POST", "/v1/users", sub=sub, body=body)
+    assert resp.status == 400, resp.text
+    assert resp.error["code"] == "invalid_input"
+    assert social_api.call("GET", "/v1/users/me", sub=sub).status == 404
+
+
+@pytest.mark.parametrize("sub", ["test|nul\x00sub", "test|newline\n"])
+def test_token_subject_with_control_characters_is_401(social_api: LambdaApi, sub: str) -> None:
+    for method, path, body in (("GET", "/v1/users/me", None), ("POST", "/v1/users", profile())):
+        resp = social_api.call(method, path, sub=sub, body=body)
+        assert resp.status == 401, resp.text
+        assert "control characters" in resp.error["message"]
+
+
 def test_caller_cannot_choose_who_they_are(social_api: LambdaApi) -> None:
     # Identity is the token's sub: a user id or subject in the body is refused, not obeyed.
     resp = social_api.call(
@@ -134,6 +159,19 @@ def test_mute_and_unmute(social_api: LambdaApi, make_user: MakeUser) -> None:
     alice, bob = make_user(), make_user()
     for method in ("PUT", "PUT", "DELETE", "DELETE"):
         assert social_api.call(method, f"/v1/me/mutes/{bob['id']}", sub=alice["sub"]).status == 204
+
+
+def test_followers_order_is_the_documented_one(social_api: LambdaApi, make_user: MakeUser) -> None:
+    star = make_user()
+    older, newer = make_user(), make_user()  # user ids grow with creation time
+    for fan in (newer, older):  # the older account follows last
+        resp = social_api.call("PUT", f"/v1/me/following/{star['id']}", sub=fan["sub"])
+        assert resp.status == 204
+    resp = social_api.call("GET", f"/v1/users/{star['id']}/followers", sub=star["sub"])
+    assert [u["id"] for u in resp.json()["items"]] == [older["id"], newer["id"]]
+    spec = social_api.module.app.openapi()
+    described = spec["paths"]["/v1/users/{user_id}/followers"]["get"]["description"]
+    assert "user id" in described and "newest follow" not in described.lower()
 
 
 def test_followers_pagination_with_cursor(social_api: LambdaApi, make_user: MakeUser) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from newsfeed.errors import Conflict, Forbidden, GraphStoreUnavailable, NotFound
+from newsfeed.errors import Conflict, DuplicateId, Forbidden, GraphStoreUnavailable, NotFound
 from newsfeed.fanout.rule import mode_after_count
 from newsfeed.model import BlockChange, FollowChange, ReaderGraph, User
 
@@ -81,6 +81,7 @@ class PostgresGraphStore:
     # -- users -------------------------------------------------------------------------------
 
     def create_user(self, user_id: int, auth_subject: str, handle: str, display_name: str) -> User:
+        """Raises DuplicateId when the id is taken (a snowflake collision: the caller retries)."""
         try:
             with self._connection() as conn:
                 row = conn.execute(
@@ -94,6 +95,8 @@ class PostgresGraphStore:
                 raise Conflict("this account already has a profile") from exc
             if "handle" in constraint:
                 raise Conflict(f"handle {handle!r} is taken") from exc
+            if constraint == "users_pkey":
+                raise DuplicateId(f"user {user_id} exists") from exc
             raise Conflict("user already exists") from exc
         assert row is not None
         return _user(row)

@@ -66,7 +66,8 @@ def get_user(user_id: UserId, _: CallerDep, services: ServicesDep) -> UserOut:
     response_model=UserPage,
     tags=["social graph"],
     summary="Who follows a user",
-    description="Newest follow first; page with `cursor`.",
+    description="In ascending user id order (oldest account first), not by when they "
+    "followed; page with `cursor`.",
     responses=error_responses(400, 404),
 )
 def list_followers(
@@ -81,6 +82,8 @@ def list_followers(
     response_model=UserPage,
     tags=["social graph"],
     summary="Whom a user follows",
+    description="In ascending user id order (oldest account first), not by when they were "
+    "followed; page with `cursor`.",
     responses=error_responses(400, 404),
 )
 def list_following(

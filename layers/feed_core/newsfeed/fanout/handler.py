@@ -57,7 +57,8 @@ class FanoutJobHandler:
             case PushPost():
                 self._push_post(job)
             case PushPostChunk():
-                self._push_range(job.author_id, job.post_id, job.span)
+                if self._is_live(job.post_id):
+                    self._push_range(job.author_id, job.post_id, job.span)
             case RetractPost():
                 self._retract_post(job)
             case RetractPostChunk():
@@ -80,12 +81,17 @@ class FanoutJobHandler:
 
     # -- per kind --------------------------------------------------------------------------------
 
+    def _is_live(self, post_id: int) -> bool:
+        # One point read per job: a push (head or chunk) redelivered after the post was deleted
+        # (and its retract already ran) must not write the id back into timelines.
+        post = self._posts.get_post(post_id)
+        return post is not None and not post.is_deleted
+
     def _push_post(self, job: PushPost) -> None:
-        post = self._posts.get_post(job.post_id)
-        if post is None or post.is_deleted:
+        if not self._is_live(job.post_id):
             return  # a deleted post's pending mark is its retraction's
         # Repairs a timeline store failure in PostService.create; a no-op otherwise.
-        self._feeds.add_post(job.author_id, post.id)
+        self._feeds.add_post(job.author_id, job.post_id)
         if self._graph.fanout_mode(job.author_id) not in (None, "pull"):
             self._run_head(job, lambda span: self._push_range(job.author_id, job.post_id, span))
         # Delivered (pulled, pushed, or its chunk jobs queued): the outbox mark goes.

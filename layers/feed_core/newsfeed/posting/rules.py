@@ -13,6 +13,9 @@ MAX_TEXT_LENGTH = 2000
 MAX_MEDIA = 4
 MAX_URL_LENGTH = 2048
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+# The post store (FerretDB over PostgreSQL) refuses NUL in text; a URL has no control characters.
+_NUL = "\x00"
+_URL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def check_text(text: Any) -> str:
@@ -20,6 +23,8 @@ def check_text(text: Any) -> str:
         raise InvalidInput("text must not be empty")
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidInput(f"text is longer than {MAX_TEXT_LENGTH} characters")
+    if _NUL in text:
+        raise InvalidInput("text must not contain NUL characters")
     return text
 
 
@@ -43,6 +48,8 @@ def check_media(media: Sequence[Any] | None) -> tuple[Media, ...]:
             or len(url) > MAX_URL_LENGTH
         ):
             raise InvalidInput("each media item needs an http(s) url of at most 2048 characters")
+        if _URL_CONTROL.search(url):
+            raise InvalidInput("a media url must not contain control characters")
         if kind not in MEDIA_KINDS:
             raise InvalidInput(f"media kind must be one of {', '.join(MEDIA_KINDS)}")
         out.append(Media(url, kind))

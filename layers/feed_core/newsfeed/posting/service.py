@@ -105,8 +105,7 @@ class PostService:
                 post_id = self._posts.claim_post_request(author_id, idempotency_key, post_id)
                 existing = self._posts.get_post(post_id)
                 if existing is not None:
-                    if existing.text != text or existing.media != items:
-                        raise Conflict("Idempotency-Key was already used for a different post")
+                    _check_replay(existing, text, items)
                     return existing
             post = Post(post_id, author_id, text, items, id_to_datetime(post_id))
             try:
@@ -117,6 +116,7 @@ class PostService:
                     # A concurrent retry of the same request inserted it first.
                     existing = self._posts.get_post(post_id)
                     if existing is not None and existing.author_id == author_id:
+                        _check_replay(existing, text, items)
                         return existing
                     raise
                 if attempt == ID_COLLISION_RETRIES - 1:
@@ -135,7 +135,9 @@ class PostService:
         the author list follow, and the retract job repeats both before it cleans the
         followers' timelines, so a timeline store failure here is finished by the job."""
         post = self._posts.get_post(post_id)
-        if post is None:
+        # A deleted post is gone for everyone but its author (whose retry stays idempotent):
+        # a 403 would tell others it existed, where GET answers 404.
+        if post is None or (post.is_deleted and post.author_id != actor_id):
             raise NotFound(f"post {post_id} not found")
         if post.author_id != actor_id:
             raise Forbidden("you can only delete your own posts")
@@ -159,3 +161,15 @@ class PostService:
         more = len(posts) > limit
         posts = posts[:limit]
         return Page(posts, self._cursors.encode_int("posts", "b", posts[-1].id) if more else None)
+
+
+def _check_replay(existing: Post, text: str, items: tuple[Media, ...]) -> None:
+    """A retry with the same key returns the first post, unless that cannot be the answer."""
+    if existing.text != text or existing.media != items:
+        raise Conflict("Idempotency-Key was already used for a different post")
+    if existing.is_deleted:
+        # Returning it would put a deleted post back into the author's list and the cache.
+        raise Conflict(
+            f"the post made with this Idempotency-Key ({existing.id}) was deleted; "
+            "use a new key to post again"
+        )

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 
 from ..cursor import CursorCodec
-from ..errors import InvalidInput, NotFound, TimelineStoreUnavailable
+from ..errors import DuplicateId, InvalidInput, NotFound, TimelineStoreUnavailable
 from ..ids import IdGenerator
 from ..model import Page, User
 from ..paging import check_limit
@@ -15,9 +15,15 @@ from ..ports import GraphStore, TimelineStore
 
 log = logging.getLogger(__name__)
 
-HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
+# Used with fullmatch: `$` with match() would accept a trailing newline (the database refuses it).
+HANDLE_RE = re.compile(r"[A-Za-z0-9_]{3,30}")
+# Single-line fields; PostgreSQL refuses NUL in text, the other controls are never meant.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_DISPLAY_NAME = 50
 MAX_AUTH_SUBJECT = 255
+# Worker ids are random per process, so two processes can make the same id; a new id (the
+# sequence moves on) is all it takes.
+ID_COLLISION_RETRIES = 3
 
 
 class ProfileService:
@@ -40,14 +46,18 @@ class ProfileService:
             or len(auth_subject) > MAX_AUTH_SUBJECT
         ):
             raise InvalidInput("auth subject is required")
-        if not isinstance(handle, str) or not HANDLE_RE.match(handle):
+        if _CONTROL.search(auth_subject):
+            raise InvalidInput("auth subject must not contain control characters")
+        if not isinstance(handle, str) or not HANDLE_RE.fullmatch(handle):
             raise InvalidInput("handle must be 3 to 30 letters, digits or underscores")
         if not isinstance(display_name, str) or not display_name.strip():
             raise InvalidInput("display name must not be empty")
         display_name = display_name.strip()
         if len(display_name) > MAX_DISPLAY_NAME:
             raise InvalidInput(f"display name is longer than {MAX_DISPLAY_NAME} characters")
-        user = self._graph.create_user(self._ids.next_id(), auth_subject, handle, display_name)
+        if _CONTROL.search(display_name):
+            raise InvalidInput("display name must not contain control characters")
+        user = self._insert_user(auth_subject, handle, display_name)
         # A new user follows nobody: an empty timeline is already complete. Purely a saving (the
         # first feed read would build the same), so a failure here is not an error.
         try:
@@ -55,6 +65,18 @@ class ProfileService:
         except TimelineStoreUnavailable:
             log.warning("empty timeline of new user %s not stored", user.id, exc_info=True)
         return user
+
+    def _insert_user(self, auth_subject: str, handle: str, display_name: str) -> User:
+        for attempt in range(ID_COLLISION_RETRIES):
+            try:
+                return self._graph.create_user(
+                    self._ids.next_id(), auth_subject, handle, display_name
+                )
+            except DuplicateId:
+                if attempt == ID_COLLISION_RETRIES - 1:
+                    raise
+                log.warning("user id collision; retrying with a new id")
+        raise AssertionError("unreachable")
 
     def get_by_subject(self, auth_subject: str) -> User:
         user = self._graph.get_user_by_subject(auth_subject)
