@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from newsfeed.fanout.jobs import PushPost, RetractPost, to_message
-from newsfeed.fanout.rule import mode_after_count, plan_chunks
+from newsfeed.fanout.rule import Threshold, mode_after_count, plan_chunks
 from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
 
 
@@ -19,7 +19,32 @@ from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
     ],
 )
 def test_mode_after_count(mode: str, count: int, expected: tuple[str, str | None]) -> None:
-    assert mode_after_count(mode, count, threshold=3) == expected
+    assert mode_after_count(mode, count, Threshold.of(3)) == expected
+
+
+@pytest.mark.parametrize(
+    ("mode", "count", "expected"),
+    [
+        ("pull", 9_999, ("pull", None)),
+        ("pull", 9_000, ("pull", None)),  # inside the band: no backfill
+        ("pull", 8_999, ("push_pending", "to_push_pending")),
+        ("push", 9_999, ("push", None)),
+        ("push", 10_000, ("pull", "to_pull")),
+        ("push_pending", 10_000, ("pull", "to_pull")),
+    ],
+)
+def test_hysteresis_below_the_threshold(
+    mode: str, count: int, expected: tuple[str, str | None]
+) -> None:
+    assert Threshold.of(10_000) == Threshold(10_000, 9_000)
+    assert mode_after_count(mode, count, Threshold.of(10_000)) == expected
+
+
+def test_the_low_mark_must_be_at_most_the_threshold() -> None:
+    with pytest.raises(ValueError):
+        Threshold.of(100, 101)
+    with pytest.raises(ValueError):
+        Threshold.of(100, 0)
 
 
 def test_plan_chunks_covers_every_follower_once() -> None:

@@ -145,9 +145,7 @@ def build_services(
 
     return Services(
         profiles=ProfileService(graph, timelines, cursors, ids),
-        social=SocialGraphService(
-            graph, feeds, queue, events, celebrity_threshold=rules.celebrity_threshold
-        ),
+        social=SocialGraphService(graph, feeds, queue, events, threshold=rules.threshold),
         posts=PostService(graph, posts, bodies, feeds, queue, cursors, ids, events),
         likes=LikeService(graph, posts, bodies, queue, events),
         feed=feed,

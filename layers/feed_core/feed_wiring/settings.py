@@ -42,6 +42,8 @@ class Settings:
     fanout_queue_name: str = "feed-fanout"
     # Feed rules.
     celebrity_threshold: int = 10_000
+    # Back to push below this follower count (None: 10% below the threshold).
+    celebrity_threshold_low: int | None = None
     timeline_max_len: int = 800
     # Lazy trim: fan-out trims a timeline back to TIMELINE_MAX_LEN only once it exceeds
     # TIMELINE_MAX_LEN + this. None: 10% of the cap (caps >= 100), else 0. Cap + slack is kept
@@ -80,6 +82,7 @@ class Settings:
 
         return FeedRules(
             celebrity_threshold=self.celebrity_threshold,
+            celebrity_threshold_low=self.celebrity_threshold_low,
             active_days=self.active_days,
             fanout_chunk_size=self.fanout_chunk_size,
             fanout_page_size=self.fanout_page_size,

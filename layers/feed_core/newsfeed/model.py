@@ -146,6 +146,8 @@ class FollowChange:
     followee_mode: str  # mode after the change
     # "to_pull" or "to_push_pending" when the followee crossed the celebrity threshold.
     crossing: str | None = None
+    # With "to_push_pending": the id of the backfill job that alone may finish this crossing.
+    backfill_job: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

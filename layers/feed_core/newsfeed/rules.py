@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .fanout.rule import Threshold
+
 
 @dataclass(frozen=True, slots=True)
 class FeedRules:
     # Authors with at least this many followers are pulled at read time instead of pushed.
     celebrity_threshold: int = 10_000
+    # ...and are pushed again only below this (None: 10% below the threshold).
+    celebrity_threshold_low: int | None = None
     # Followers not seen for this many days are skipped by fan-out; their next read rebuilds.
     active_days: int = 7
     # Followers per fan-out chunk job, and follower ids read per keyset page while planning.
@@ -18,3 +22,7 @@ class FeedRules:
     prewarm_active_hours: int = 24
     prewarm_max_users: int = 20_000
     prewarm_page_size: int = 20
+
+    @property
+    def threshold(self) -> Threshold:
+        return Threshold.of(self.celebrity_threshold, self.celebrity_threshold_low)

@@ -6,6 +6,7 @@ locked in id order, so A-follows-B and B-follows-A at the same time cannot deadl
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,7 +16,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from newsfeed.errors import Conflict, DuplicateId, Forbidden, GraphStoreUnavailable, NotFound
-from newsfeed.fanout.rule import mode_after_count
+from newsfeed.fanout.rule import Threshold, mode_after_count
 from newsfeed.model import BlockChange, FollowChange, ReaderGraph, User
 
 from ..translate import StoreBreaker, unavailable_on
@@ -130,13 +131,22 @@ class PostgresGraphStore:
             row = conn.execute("SELECT fanout_mode FROM users WHERE id = %s", (user_id,)).fetchone()
         return row[0] if row else None
 
-    def set_mode_if(self, user_id: int, expected: str, new: str) -> bool:
-        """Compare-and-set of the fan-out mode (a backfill finishing must not undo a crossing that
-        happened meanwhile)."""
+    def backfill_job(self, author_id: int) -> str | None:
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT backfill_job FROM users WHERE id = %s AND fanout_mode = 'push_pending'",
+                (author_id,),
+            ).fetchone()
+        return row[0] if row else None
+
+    def finish_backfill(self, author_id: int, job_id: str) -> bool:
+        """Compare-and-set: a backfill finishing must not finish a newer crossing (whose own
+        backfill covers followers it did not plan) nor undo a crossing back to pull."""
         with self._connection() as conn:
             cur = conn.execute(
-                "UPDATE users SET fanout_mode = %s WHERE id = %s AND fanout_mode = %s",
-                (new, user_id, expected),
+                "UPDATE users SET fanout_mode = 'push', backfill_job = NULL WHERE id = %s"
+                " AND fanout_mode = 'push_pending' AND backfill_job = %s",
+                (author_id, job_id),
             )
             return cur.rowcount == 1
 
@@ -174,20 +184,23 @@ class PostgresGraphStore:
         mode: str,
         count: int,
         delta: int,
-        threshold: int,
+        threshold: Threshold,
     ) -> FollowChange:
         conn.execute(
             "UPDATE users SET following_count = following_count + %s WHERE id = %s",
             (delta, follower),
         )
         new_mode, crossing = mode_after_count(mode, count + delta, threshold)
+        # A crossing to push_pending names the one backfill job that may finish it.
+        job = uuid.uuid4().hex if crossing == "to_push_pending" else None
         conn.execute(
-            "UPDATE users SET follower_count = follower_count + %s, fanout_mode = %s WHERE id = %s",
-            (delta, new_mode, followee),
+            "UPDATE users SET follower_count = follower_count + %s, fanout_mode = %s,"
+            " backfill_job = CASE WHEN %s THEN %s ELSE backfill_job END WHERE id = %s",
+            (delta, new_mode, job is not None, job, followee),
         )
-        return FollowChange(follower, followee, True, new_mode, crossing)
+        return FollowChange(follower, followee, True, new_mode, crossing, job)
 
-    def follow(self, follower: int, followee: int, threshold: int) -> FollowChange:
+    def follow(self, follower: int, followee: int, threshold: Threshold) -> FollowChange:
         with self._connection() as conn, conn.transaction():
             locked = self._lock_pair(conn, follower, followee)
             if self._blocked_either(conn, follower, followee):
@@ -209,7 +222,7 @@ class PostgresGraphStore:
         followee: int,
         mode: str,
         count: int,
-        threshold: int,
+        threshold: Threshold,
     ) -> FollowChange:
         deleted = conn.execute(
             "DELETE FROM follows WHERE follower_id = %s AND followee_id = %s RETURNING 1",
@@ -219,13 +232,13 @@ class PostgresGraphStore:
             return FollowChange(follower, followee, False, mode)
         return self._count_change(conn, follower, followee, mode, count, -1, threshold)
 
-    def unfollow(self, follower: int, followee: int, threshold: int) -> FollowChange:
+    def unfollow(self, follower: int, followee: int, threshold: Threshold) -> FollowChange:
         with self._connection() as conn, conn.transaction():
             locked = self._lock_pair(conn, follower, followee)
             mode, count = locked[followee]
             return self._unfollow_in(conn, follower, followee, mode, count, threshold)
 
-    def block(self, blocker: int, blocked: int, threshold: int) -> BlockChange:
+    def block(self, blocker: int, blocked: int, threshold: Threshold) -> BlockChange:
         """Block and drop the follow edges in both directions, in one transaction."""
         with self._connection() as conn, conn.transaction():
             locked = self._lock_pair(conn, blocker, blocked)

@@ -103,20 +103,26 @@ class FanoutJobHandler:
             return  # not deleted (a forged or mistaken job): nothing to retract
         # Repeats the delete's own timeline store steps, in case they failed there.
         self._feeds.hide_post(post)
-        self._run_head(job, lambda span: self._retract_range(job.author_id, job.post_id, span))
+        if self._graph.fanout_mode(job.author_id) != "pull":
+            self._run_head(job, lambda span: self._retract_range(job.author_id, job.post_id, span))
+        # A pull-mode author's post was never pushed (or only before the author became a
+        # celebrity): its tombstone hides it, and planning chunks over millions of followers
+        # would only time out.
         self._posts.clear_pending(job.post_id, "retract")
 
     def _backfill_author(self, job: BackfillAuthor) -> None:
-        if self._graph.fanout_mode(job.author_id) != "push_pending":
-            return  # crossed back to pull, or another backfill already finished
+        if self._graph.backfill_job(job.author_id) != job.job_id:
+            return  # a newer crossing (its own backfill runs), back to pull, or already done
         if self._run_head(job, lambda span: self._backfill_range(job.author_id, span)):
-            self._graph.set_mode_if(job.author_id, "push_pending", "push")
+            self._graph.finish_backfill(job.author_id, job.job_id)
 
     def _backfill_chunk(self, job: BackfillAuthorChunk) -> None:
+        if self._graph.backfill_job(job.author_id) != job.job_id:
+            return  # superseded: the current crossing's backfill covers these followers
         self._backfill_range(job.author_id, job.span)
         span = job.span
         if self._timelines.backfill_chunk_done(job.author_id, job.job_id, span.chunk, span.chunks):
-            self._graph.set_mode_if(job.author_id, "push_pending", "push")
+            self._graph.finish_backfill(job.author_id, job.job_id)
 
     # -- shared steps ----------------------------------------------------------------------------
 

@@ -8,12 +8,12 @@ idempotent, so repeating the call repairs what a failure left half done.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 
 from ..engagement import EngagementEvents
 from ..errors import InvalidInput, PostStoreUnavailable, TimelineStoreUnavailable
 from ..fanout.jobs import BackfillAuthor, MergeAuthor
+from ..fanout.rule import Threshold
 from ..feed.manager import FeedManager
 from ..model import FollowChange
 from ..ports import FanoutQueue, GraphStore
@@ -29,13 +29,13 @@ class SocialGraphService:
         queue: FanoutQueue,
         events: EngagementEvents,
         *,
-        celebrity_threshold: int,
+        threshold: Threshold,
     ) -> None:
         self._graph = graph
         self._feeds = feeds
         self._queue = queue
         self._events = events
-        self._threshold = celebrity_threshold
+        self._threshold = threshold
 
     def follow(self, actor_id: int, target_id: int) -> None:
         """Idempotent. Re-running it also re-runs the timeline merge, which repairs a timeline
@@ -93,9 +93,9 @@ class SocialGraphService:
     def _after_crossings(self, changes: Sequence[FollowChange]) -> None:
         """An author who fell below the threshold (pull -> push_pending) gets a backfill job."""
         jobs = [
-            BackfillAuthor(author_id=c.followee_id, job_id=uuid.uuid4().hex)
+            BackfillAuthor(author_id=c.followee_id, job_id=c.backfill_job)
             for c in changes
-            if c.crossing == "to_push_pending"
+            if c.crossing == "to_push_pending" and c.backfill_job
         ]
         if jobs:
             self._queue.send(jobs)
