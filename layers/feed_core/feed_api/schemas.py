@@ -12,15 +12,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from newsfeed.model import MEDIA_KINDS
-from newsfeed.posting.rules import MAX_MEDIA
+from newsfeed.posting.rules import MAX_MEDIA, MAX_TEXT_LENGTH, MAX_URL_LENGTH
+from newsfeed.social.profiles import HANDLE_RE, MAX_DISPLAY_NAME
 
-# Generous upper bounds that keep payloads small; the domain enforces the real rules (handle
-# syntax, post length) so they live in one place and come back as 400 with its message. The
-# media count is the domain's own limit: a schema allowing more would document a lie.
-MAX_HANDLE_CHARS = 64
-MAX_DISPLAY_NAME_CHARS = 200
-MAX_TEXT_CHARS = 10_000
-MAX_URL_CHARS = 2_048
+# The domain's own rules, stated in the schema too (taken from the domain's constants, so there
+# is still one place to change them): a request the schema allows is one the domain accepts,
+# which generated clients and schema-driven tests rely on. The domain still checks them all.
+MAX_TEXT_CHARS = MAX_TEXT_LENGTH
+MAX_URL_CHARS = MAX_URL_LENGTH
+HANDLE_PATTERN = f"^{HANDLE_RE.pattern}$"
+# At least one visible character, and none that a single-line field (or PostgreSQL) refuses.
+_NO_CONTROL = r"\x00-\x1f\x7f-\x9f"
+DISPLAY_NAME_PATTERN = rf"^[^{_NO_CONTROL}]*[^{_NO_CONTROL}\s][^{_NO_CONTROL}]*$"
+# Text may span lines; only NUL is refused (PostgreSQL and BSON tooling choke on it).
+TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+URL_PATTERN = rf"^https?://[^{_NO_CONTROL}]+$"
 
 
 class CreateUser(BaseModel):
@@ -28,13 +34,15 @@ class CreateUser(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     handle: str = Field(
-        min_length=1,
-        max_length=MAX_HANDLE_CHARS,
+        pattern=HANDLE_PATTERN,
         examples=["ada_l"],
-        description="Unique, case-insensitive: letters, digits and underscores.",
+        description="Unique, case-insensitive: 3 to 30 letters, digits and underscores.",
     )
     display_name: str = Field(
-        min_length=1, max_length=MAX_DISPLAY_NAME_CHARS, examples=["Ada Lovelace"]
+        min_length=1,
+        max_length=MAX_DISPLAY_NAME,
+        pattern=DISPLAY_NAME_PATTERN,
+        examples=["Ada Lovelace"],
     )
 
 
@@ -60,14 +68,18 @@ class UserOut(BaseModel):
 
 class Media(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=MAX_URL_CHARS, examples=["https://cdn.example/a.jpg"])
+    url: str = Field(
+        max_length=MAX_URL_CHARS, pattern=URL_PATTERN, examples=["https://cdn.example/a.jpg"]
+    )
     # Literal over the domain's tuple: one list of kinds, shown as an enum in OpenAPI.
     kind: Literal[MEDIA_KINDS] = "image"  # type: ignore[valid-type]
 
 
 class CreatePost(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(max_length=MAX_TEXT_CHARS, examples=["hello, timeline"])
+    text: str = Field(
+        min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN, examples=["hello, timeline"]
+    )
     media: list[Media] = Field(default_factory=list, max_length=MAX_MEDIA)
 
 

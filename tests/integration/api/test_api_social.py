@@ -63,13 +63,14 @@ def test_bad_handle_is_4xx_with_message(social_api: LambdaApi, handle: str) -> N
         {"handle": "nul_in_name", "display_name": "Some\x00one"},
     ],
 )
-def test_profile_the_store_would_refuse_is_400_and_nothing_is_stored(
+def test_profile_the_store_would_refuse_is_422_and_nothing_is_stored(
     social_api: LambdaApi, body: dict[str, str]
 ) -> None:
     sub = new_subject()
     resp = social_api.call("POST", "/v1/users", sub=sub, body=body)
-    assert resp.status == 400, resp.text
-    assert resp.error["code"] == "invalid_input"
+    # The schema states the rule (the domain checks it again: tests/unit/test_post_rules.py).
+    assert resp.status == 422, resp.text
+    assert resp.error["code"] == "validation_error"
     assert social_api.call("GET", "/v1/users/me", sub=sub).status == 404
 
 

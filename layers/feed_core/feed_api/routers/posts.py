@@ -19,6 +19,7 @@ from feed_api.deps import (
 )
 from feed_api.errors import error_responses
 from feed_api.schemas import CreatePost, PostOut, PostPage, StatsOut
+from newsfeed.posting.rules import IDEMPOTENCY_KEY
 
 router = APIRouter(prefix="/v1", tags=["posts"], responses=error_responses(401, 422, 503))
 
@@ -43,6 +44,7 @@ def create_post(
         Header(
             description="Makes retries safe: the same key returns the post the first request "
             "created instead of creating another. 1-100 characters of [A-Za-z0-9_.:-].",
+            pattern=f"^{IDEMPOTENCY_KEY.pattern}$",
         ),
     ] = None,
 ) -> PostOut:

@@ -12,7 +12,7 @@ from ..model import MEDIA_KINDS, Media
 MAX_TEXT_LENGTH = 2000
 MAX_MEDIA = 4
 MAX_URL_LENGTH = 2048
-_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # The post store (FerretDB over PostgreSQL) refuses NUL in text; a URL has no control characters.
 _NUL = "\x00"
 _URL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -57,6 +57,6 @@ def check_media(media: Sequence[Any] | None) -> tuple[Media, ...]:
 
 
 def check_idempotency_key(key: str | None) -> str | None:
-    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidInput("Idempotency-Key must be 1-100 characters of [A-Za-z0-9_.:-]")
     return key
