@@ -17,7 +17,13 @@ API_FUNCTIONS = {
     "PostsIntegration": "posts",
     "FeedIntegration": "feed",
 }
-SCHEDULED = ("PrewarmFunction", "RollupFunction", "CleanupFunction", "RepairFunction")
+SCHEDULED = (
+    "PrewarmFunction",
+    "RollupFunction",
+    "CleanupFunction",
+    "RepairFunction",
+    "ImpressionsFunction",
+)
 
 
 class _CfnLoader(yaml.SafeLoader):

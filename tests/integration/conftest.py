@@ -31,6 +31,7 @@ COLLECTIONS = (
     "post_requests",
     "engagement_stats",
     "job_state",
+    "impression_counts",
 )
 
 

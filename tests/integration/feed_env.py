@@ -93,6 +93,13 @@ class FeedEnv:
         """Empty every store (for property tests that run many examples in one test)."""
         with self.pool.connection() as conn:
             conn.execute("TRUNCATE follows, blocks, mutes, users CASCADE")
-        for name in ("posts", "likes", "engagement_events", "engagement_stats", "job_state"):
+        for name in (
+            "posts",
+            "likes",
+            "engagement_events",
+            "engagement_stats",
+            "job_state",
+            "impression_counts",
+        ):
             self.db[name].delete_many({})
         self.redis.flushdb()

@@ -65,9 +65,10 @@ def test_prewarm_leaves_warm_and_long_gone_users_alone(env: FeedEnv):
     _set_seen(env, gone, hours_ago=env.settings.prewarm_active_hours + 1)
     env.redis.delete(timeline_meta_key(gone))
 
-    def impressions() -> int:  # stored, or waiting in the buffer for the roll-up
+    def impressions() -> int:  # stored, or counted in Redis and waiting for the drain
         stored = env.db.engagement_events.count_documents({"kind": "impression"})
-        return stored + env.services.timelines.buffered_event_count()
+        counted = sum(d["count"] for d in env.db.impression_counts.find())
+        return stored + counted + env.services.timelines.pending_impression_count()
 
     before = impressions()
     assert before > 0

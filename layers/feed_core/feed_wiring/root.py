@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from newsfeed.feed.reader import HomeFeed
     from newsfeed.ids import IdGenerator
     from newsfeed.jobs.cleanup import TimelineCleanup
+    from newsfeed.jobs.impressions import DrainReport, ImpressionDrain
     from newsfeed.jobs.prewarm import Prewarmer
     from newsfeed.jobs.repair import PendingRepair
     from newsfeed.jobs.rollup import EngagementRollup, EngagementStore
@@ -49,6 +50,7 @@ class Services:
     cleanup: TimelineCleanup
     rollup: EngagementRollup
     repair: PendingRepair
+    impressions: ImpressionDrain
     # The feed policy and the timeline store, for tools and tests that inspect timelines.
     feeds: FeedManager
     timelines: TimelineStore
@@ -79,6 +81,7 @@ def build_services(
     from newsfeed.feed.reader import HomeFeed
     from newsfeed.ids import IdGenerator
     from newsfeed.jobs.cleanup import TimelineCleanup
+    from newsfeed.jobs.impressions import ImpressionDrain
     from newsfeed.jobs.prewarm import Prewarmer
     from newsfeed.jobs.repair import PendingRepair
     from newsfeed.jobs.rollup import EngagementRollup
@@ -138,6 +141,7 @@ def build_services(
         graph, posts, timelines, feeds, bodies, cursors, events, active_days=rules.active_days
     )
     post_store = posts
+    drain = ImpressionDrain(timelines, engagement)
 
     def post_exists(post_id: int) -> bool:
         post = post_store.get_post(post_id)
@@ -169,13 +173,16 @@ def build_services(
             page_size=rules.prewarm_page_size,
         ),
         cleanup=TimelineCleanup(graph, timelines, active_days=rules.active_days),
-        rollup=EngagementRollup(
-            engagement, drain_buffer=lambda: timelines.drain_events(engagement.record_events)
-        ),
+        rollup=EngagementRollup(engagement, drain_buffer=lambda: _drained(drain.run())),
+        impressions=drain,
         repair=PendingRepair(posts, queue),
         feeds=feeds,
         timelines=timelines,
     )
+
+
+def _drained(report: DrainReport) -> int:
+    return report.impressions + report.buffered_events
 
 
 class _NoFanoutQueue:

@@ -26,27 +26,29 @@ class EngagementEvents:
         self._store([{"kind": kind, "actor_id": actor_id, "at": self._clock(), **ids}])
 
     def impressions(self, reader_id: int, posts: Sequence[Post]) -> None:
-        """One impression per post shown. Into the timeline store's buffer, which the roll-up
-        drains (an event-log write here cost ~3 ms a read); straight to the log when the
-        buffer is unavailable. Each carries an `event_id`, so a drain retried stores it once."""
+        """One impression per post shown, counted once per reader, post and hour in the
+        timeline store (bounded, drained every minute by the impressions job; a MongoDB write
+        here cost ~3 ms a read). Straight to the event log when the timeline store is
+        unavailable (each carries an `event_id`, so a retried write stores it once)."""
         if not posts:
             return
         at = self._clock()
-        events: list[Event] = [
-            {
-                "kind": "impression",
-                "actor_id": reader_id,
-                "post_id": p.id,
-                "author_id": p.author_id,
-                "at": at,
-                "event_id": uuid.uuid4().hex,
-            }
-            for p in posts
-        ]
         try:
-            self._timelines.buffer_events(events)
+            self._timelines.count_impressions(reader_id, at, [(p.id, p.author_id) for p in posts])
         except TimelineStoreUnavailable:
-            self._store(events)
+            self._store(
+                [
+                    {
+                        "kind": "impression",
+                        "actor_id": reader_id,
+                        "post_id": p.id,
+                        "author_id": p.author_id,
+                        "at": at,
+                        "event_id": uuid.uuid4().hex,
+                    }
+                    for p in posts
+                ]
+            )
 
     def _store(self, events: list[Event]) -> None:
         try:

@@ -34,6 +34,8 @@ def ensure_indexes(db: Database) -> None:
     db.likes.create_index([("post_id", ASCENDING)], name="by_post")
     db.likes.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)], name="by_user")
     db.engagement_events.create_index([("at", ASCENDING)], name="by_time")
+    db.impression_counts.create_index([("hour", ASCENDING)], name="by_hour")
+    db.impression_counts.create_index([("updated_at", ASCENDING)], name="by_update")
     db.engagement_stats.create_index(
         [(f, ASCENDING) for f in ("entity", "entity_id", "grain", "start")], name="by_entity"
     )

@@ -12,13 +12,14 @@ id in MongoDB (see `documents.py`), and are ints again once read.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import ReplaceOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from newsfeed.errors import EngagementStoreUnavailable
 from newsfeed.jobs.rollup import COUNTS, EventGroup, StatsRow, bucket_start
@@ -63,6 +64,38 @@ class MongoEngagementStore:
         self._events = db.engagement_events
         self._stats = db.engagement_stats
         self._state = db.job_state
+        self._impressions = db.impression_counts
+
+    def add_impression_counts(
+        self, batch: str, hour: datetime, counts: list[tuple[int, int, int]]
+    ) -> None:
+        """Add one drained batch of impression counts, each (post, author, n), to the hour's
+        totals; a batch already added (a drain retried after a crash) adds nothing."""
+        now = datetime.now(UTC)
+        # One update per post, no bulk upsert: FerretDB 1.x answers a bulk upsert that hits an
+        # existing _id without the counts pymongo parses. The drain lock rules out a race.
+        for post_id, author_id, n in counts:
+            doc = f"{hour:%Y%m%d%H}:{doc_id(post_id)}"
+            added = self._impressions.update_one(
+                {"_id": doc, "applied": {"$ne": batch}},
+                {"$inc": {"count": n}, "$push": {"applied": batch}, "$set": {"updated_at": now}},
+            )
+            if added.matched_count:
+                continue
+            # The hour's first count of this post; DuplicateKeyError: it exists and already
+            # holds this batch (a retried drain).
+            with contextlib.suppress(DuplicateKeyError):
+                self._impressions.insert_one(
+                    {
+                        "_id": doc,
+                        "post_id": doc_id(post_id),
+                        "author_id": doc_id(author_id),
+                        "hour": hour,
+                        "count": n,
+                        "applied": [batch],
+                        "updated_at": now,
+                    }
+                )
 
     def record_events(self, events: list[dict[str, Any]]) -> None:
         """Store events; an event whose `_id` is already stored (a retried batch) is skipped."""
@@ -80,9 +113,20 @@ class MongoEngagementStore:
         cursor = self._events.find(
             {"_id": {"$gte": ObjectId.from_datetime(since)}}, {"_id": 0, "at": 1}
         )
-        return {bucket_start(aware(d["at"]), "hour") for d in cursor if d.get("at")}
+        hours = {bucket_start(aware(d["at"]), "hour") for d in cursor if d.get("at")}
+        counted = self._impressions.find({"updated_at": {"$gte": since}}, {"_id": 0, "hour": 1})
+        return hours | {aware(d["hour"]) for d in counted}
 
     def event_groups(self, start: datetime, end: datetime) -> list[EventGroup]:
+        """Raw events grouped by (kind, post, author), plus the impression counts (drained from
+        the timeline store's counters) as impression groups."""
+        counted = [
+            ("impression", from_doc_id(d["post_id"]), from_doc_id(d["author_id"]), int(d["count"]))
+            for d in self._impressions.find({"hour": {"$gte": start, "$lt": end}})
+        ]
+        return self._raw_event_groups(start, end) + counted
+
+    def _raw_event_groups(self, start: datetime, end: datetime) -> list[EventGroup]:
         pipeline = [
             {"$match": {"at": {"$gte": start, "$lt": end}}},
             {

@@ -52,6 +52,31 @@ ENGAGEMENT_BUFFER_KEY = "{engagement}:buffer"
 ENGAGEMENT_DRAINING_KEY = "{engagement}:draining"
 
 
+# Impressions, counted once per (reader, post, hour) and aggregated per (hour, post) instead of
+# kept as raw events (a reader refreshing at hundreds of requests a second used to add one event
+# per item per read). All under one hash tag so one script updates them atomically; sharding
+# that slot is the scale-out issue's.
+IMPRESSION_INDEX_KEY = "{imp}:index"  # the count hashes that hold something to drain
+IMPRESSION_DRAINING_INDEX_KEY = "{imp}:draining"  # count hashes taken by a drain, not stored yet
+IMPRESSION_DRAIN_LOCK_KEY = "{imp}:lock"
+IMPRESSION_SHARDS = 16  # count hashes per hour: each stays a small listpack-encoded hash
+
+
+def impressions_seen_key(reader_id: int, hour: str) -> str:
+    """SET of the posts `reader` was shown in `hour` (YYYYMMDDHH), expiring after two hours."""
+    return f"{{imp}}:seen:{hour}:{reader_id}"
+
+
+def impression_counts_key(hour: str, post_id: int) -> str:
+    """HASH "<post>:<author>" -> impressions in `hour`, one of IMPRESSION_SHARDS per hour."""
+    return f"{{imp}}:count:{hour}:{post_id % IMPRESSION_SHARDS}"
+
+
+def impressions_dropped_key(hour: str) -> str:
+    """How many impressions of `hour` were not counted because a reader's set was full."""
+    return f"{{imp}}:dropped:{hour}"
+
+
 def backfill_key(author_id: int, job_id: str) -> str:
     return f"bf:{{{author_id}}}:{job_id}"
 

@@ -154,3 +154,58 @@ for i, key in ipairs(KEYS) do
 end
 return written
 """
+
+
+# Count impressions. KEYS: seen set, index, dropped counter, then one count hash per post.
+# ARGV: cap, seen ttl (s), then "<post>:<author>" per post (same order as the count keys).
+# A post already in the reader's seen set for this hour is not counted again; a full set counts
+# the rest as dropped (bounded memory whatever one reader does). Returns how many were counted.
+COUNT_IMPRESSIONS_LUA = """
+local cap = tonumber(ARGV[1])
+local counted = 0
+local dropped = 0
+for i = 3, #ARGV do
+  local field = ARGV[i]
+  local post = string.match(field, '^[^:]+')
+  if redis.call('SISMEMBER', KEYS[1], post) == 0 then
+    if redis.call('SCARD', KEYS[1]) >= cap then
+      dropped = dropped + 1
+    else
+      redis.call('SADD', KEYS[1], post)
+      local counts = KEYS[i + 1]
+      redis.call('HINCRBY', counts, field, 1)
+      redis.call('SADD', KEYS[2], counts)
+      counted = counted + 1
+    end
+  end
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+if dropped > 0 then
+  redis.call('INCRBY', KEYS[3], dropped)
+  redis.call('EXPIRE', KEYS[3], 172800)
+end
+return counted
+"""
+
+# Take the count hashes to drain. KEYS: index, draining index. ARGV: batch id.
+# Each indexed hash is renamed to "<name>:<batch>" (new counts start a fresh hash) and listed in
+# the draining index until its counts are stored. Returns the draining names.
+TAKE_IMPRESSION_COUNTS_LUA = """
+local taken = {}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('SREM', KEYS[1], name)
+  if redis.call('EXISTS', name) == 1 then
+    local draining = name .. ':' .. ARGV[1]
+    redis.call('RENAME', name, draining)
+    redis.call('SADD', KEYS[2], draining)
+    taken[#taken + 1] = draining
+  end
+end
+return taken
+"""
+
+# Release a lock only if this holder still owns it. KEYS: lock. ARGV: token.
+RELEASE_LOCK_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from redis import exceptions as redis_errors
@@ -21,10 +22,16 @@ from ..translate import StoreBreaker, unavailable_on
 from .keys import (
     ENGAGEMENT_BUFFER_KEY,
     ENGAGEMENT_DRAINING_KEY,
+    IMPRESSION_DRAIN_LOCK_KEY,
+    IMPRESSION_DRAINING_INDEX_KEY,
+    IMPRESSION_INDEX_KEY,
     TIMELINE_META_PATTERN,
     author_meta_key,
     author_posts_key,
     backfill_key,
+    impression_counts_key,
+    impressions_dropped_key,
+    impressions_seen_key,
     owner_of,
     post_cache_key,
     timeline_key,
@@ -32,11 +39,14 @@ from .keys import (
 )
 from .scripts import (
     CACHE_FILL_LUA,
+    COUNT_IMPRESSIONS_LUA,
     DROP_LUA,
     MERGE_LUA,
     PUSH_MANY_LUA,
     RANGE_LUA,
+    RELEASE_LOCK_LUA,
     TAKE_EVENTS_LUA,
+    TAKE_IMPRESSION_COUNTS_LUA,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +59,9 @@ LISTPACK_MAX_ENTRIES = 1024
 # Timelines per fan-out script call (non-cluster mode): 2 keys each in KEYS.
 PUSH_BATCH = 250
 DRAIN_BATCH = 1000
+# A reader's impressions counted per hour at most (a deep pager's; the rest counted as dropped).
+IMPRESSIONS_PER_READER_HOUR = 1_000
+SEEN_TTL_SECONDS = 2 * 3600
 
 # A Redis that is down, hung past the socket timeout, loading, read-only after a failover,
 # out of memory, or a cluster without a master for the slot: the domain degrades or answers 503.
@@ -64,6 +77,10 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 def _now_ms() -> str:
     return str(time.time_ns() // 1_000_000)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _parse_read(raw: Sequence[str]) -> ListRead:
@@ -113,6 +130,9 @@ class RedisTimelineStore:
         self._drop = client.register_script(DROP_LUA)
         self._take_events = client.register_script(TAKE_EVENTS_LUA)
         self._cache_fill = client.register_script(CACHE_FILL_LUA)
+        self._count_impressions = client.register_script(COUNT_IMPRESSIONS_LUA)
+        self._take_impression_counts = client.register_script(TAKE_IMPRESSION_COUNTS_LUA)
+        self._release_lock = client.register_script(RELEASE_LOCK_LUA)
 
     # -- shared list operations ------------------------------------------------------------
 
@@ -394,6 +414,75 @@ class RedisTimelineStore:
 
     def buffered_event_count(self) -> int:
         return int(self._r.llen(ENGAGEMENT_BUFFER_KEY)) + int(self._r.llen(ENGAGEMENT_DRAINING_KEY))
+
+    # -- impression counts ---------------------------------------------------------------------
+
+    def count_impressions(
+        self, reader_id: int, at: datetime, shown: Sequence[tuple[int, int]]
+    ) -> int:
+        """Count each (post, author) shown to the reader once per hour; returns how many were
+        new. Bounded: a reader's hour holds at most IMPRESSIONS_PER_READER_HOUR posts."""
+        if not shown:
+            return 0
+        hour = at.strftime("%Y%m%d%H")
+        keys = [
+            impressions_seen_key(reader_id, hour),
+            IMPRESSION_INDEX_KEY,
+            impressions_dropped_key(hour),
+            *(impression_counts_key(hour, post_id) for post_id, _ in shown),
+        ]
+        args = [
+            IMPRESSIONS_PER_READER_HOUR,
+            SEEN_TTL_SECONDS,
+            *(f"{post_id}:{author_id}" for post_id, author_id in shown),
+        ]
+        return int(self._count_impressions(keys=keys, args=args))
+
+    def drain_impression_counts(
+        self,
+        store: Callable[[str, datetime, list[tuple[int, int, int]]], None],
+        lock_seconds: int = 300,
+    ) -> int | None:
+        """Hand every impression count to `store(batch, hour, [(post, author, n)])`, which must
+        store a batch at most once; returns how many impressions were handed over, or None when
+        another drain holds the lock. Counts taken by a drain that died are handed over first,
+        under the same batch name, so a retry never counts twice."""
+        token = uuid.uuid4().hex
+        if not self._r.set(IMPRESSION_DRAIN_LOCK_KEY, token, nx=True, ex=lock_seconds):
+            return None
+        try:
+            left = [_text(n) for n in self._r.smembers(IMPRESSION_DRAINING_INDEX_KEY)]
+            taken = self._take_impression_counts(
+                keys=[IMPRESSION_INDEX_KEY, IMPRESSION_DRAINING_INDEX_KEY], args=[token]
+            )
+            drained = 0
+            for name in sorted({*left, *(_text(n) for n in taken)}):
+                hour = datetime.strptime(name.split(":")[2], "%Y%m%d%H").replace(tzinfo=UTC)
+                counts = []
+                for field, n in self._r.hgetall(name).items():
+                    post_id, author_id = _text(field).split(":")
+                    counts.append((int(post_id), int(author_id), int(n)))
+                if counts:
+                    store(name, hour, counts)
+                    drained += sum(n for _, _, n in counts)
+                pipe = self._r.pipeline(transaction=True)
+                pipe.delete(name)
+                pipe.srem(IMPRESSION_DRAINING_INDEX_KEY, name)
+                pipe.execute()
+            return drained
+        finally:
+            self._release_lock(keys=[IMPRESSION_DRAIN_LOCK_KEY], args=[token])
+
+    def impressions_dropped(self, at: datetime) -> int:
+        return int(self._r.get(impressions_dropped_key(at.strftime("%Y%m%d%H"))) or 0)
+
+    def pending_impression_count(self) -> int:
+        """Impressions counted and not yet drained (tests and tooling)."""
+        names = [
+            *self._r.smembers(IMPRESSION_INDEX_KEY),
+            *self._r.smembers(IMPRESSION_DRAINING_INDEX_KEY),
+        ]
+        return sum(int(v) for name in names for v in self._r.hvals(_text(name)))
 
     # -- backfill tracking ---------------------------------------------------------------------
 

@@ -95,7 +95,12 @@ class StatsRow:
 
 
 class EngagementStore(EventLog, Protocol):
-    """Raw events and rolled-up stats (MongoDB)."""
+    """Raw events, impression counts and rolled-up stats (MongoDB)."""
+
+    def add_impression_counts(
+        self, batch: str, hour: datetime, counts: list[tuple[int, int, int]]
+    ) -> None:
+        """Add a drained batch of (post, author, n) to the hour's impressions, at most once."""
 
     def event_hours_stored_since(self, since: datetime) -> set[datetime]: ...
     def event_groups(self, start: datetime, end: datetime) -> list[EventGroup]: ...
