@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 EVENTS = sorted((ROOT / "events").glob("*.json"))
 REPORT_KEYS = {
     "prewarm": {"active_users", "warmed", "failed", "seconds"},
-    "repair": {"delivered", "retracted", "seconds"},
+    "repair": {"delivered", "retracted", "backfills", "seconds"},
     "impressions": {"impressions", "buffered_events", "locked_out", "seconds"},
     "rollup": {"hours", "days", "rows", "seconds", "events_drained"},
     "cleanup": {"timelines_seen", "dropped", "seconds"},

@@ -79,3 +79,28 @@ def test_a_delete_whose_retract_could_not_be_queued_is_retracted_by_repair(
     monkeypatch.setattr(env.queue, "send", deliver)
     assert env.services.repair.run(older_than_id=_later(env)).retracted == 1
     assert env.timeline(fan) == []
+
+
+def test_a_crossing_whose_backfill_could_not_be_queued_is_backfilled_by_repair(
+    make_env: Callable[..., FeedEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(celebrity_threshold=3, recording=True)
+    author, f1, f2, f3 = env.user(), env.user(), env.user(), env.user()
+    for f in (f1, f2, f3):
+        env.services.social.follow(f, author)
+    older = env.post(author)
+    env.run_jobs()
+    for f in (f1, f2):
+        env.feed(f)
+    deliver = env.queue.send
+    monkeypatch.setattr(env.queue, "send", _queue_down)
+    env.services.social.unfollow(f3, author)  # committed: no 503 for the lost backfill job
+    monkeypatch.setattr(env.queue, "send", deliver)
+    assert env.mode(author) == "push_pending"
+    assert env.feed(f1) == [older]  # still pulled meanwhile: nothing missing
+    assert env.services.repair.run(min_age_seconds=3600).backfills == 0  # too young
+    assert env.services.repair.run(min_age_seconds=0).backfills == 1
+    env.run_jobs()
+    assert env.mode(author) == "push"
+    for f in (f1, f2):
+        assert env.timeline(f) == [older] and env.feed(f) == [older]

@@ -175,7 +175,7 @@ def build_services(
         cleanup=TimelineCleanup(graph, timelines, active_days=rules.active_days),
         rollup=EngagementRollup(engagement, drain_buffer=lambda: _drained(drain.run())),
         impressions=drain,
-        repair=PendingRepair(posts, queue),
+        repair=PendingRepair(posts, graph, queue),
         feeds=feeds,
         timelines=timelines,
     )

@@ -139,6 +139,18 @@ class PostgresGraphStore:
             ).fetchone()
         return row[0] if row else None
 
+    def pending_backfills(self, older_than_seconds: int, limit: int) -> list[tuple[int, str]]:
+        """(author, job) of crossings to push still pending after `older_than_seconds`."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT id, backfill_job FROM users WHERE fanout_mode = 'push_pending'"
+                " AND backfill_job IS NOT NULL"
+                " AND backfill_at < now() - make_interval(secs => %s)"
+                " ORDER BY backfill_at LIMIT %s",
+                (older_than_seconds, limit),
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def finish_backfill(self, author_id: int, job_id: str) -> bool:
         """Compare-and-set: a backfill finishing must not finish a newer crossing (whose own
         backfill covers followers it did not plan) nor undo a crossing back to pull."""
@@ -195,8 +207,9 @@ class PostgresGraphStore:
         job = uuid.uuid4().hex if crossing == "to_push_pending" else None
         conn.execute(
             "UPDATE users SET follower_count = follower_count + %s, fanout_mode = %s,"
-            " backfill_job = CASE WHEN %s THEN %s ELSE backfill_job END WHERE id = %s",
-            (delta, new_mode, job is not None, job, followee),
+            " backfill_job = CASE WHEN %s THEN %s ELSE backfill_job END,"
+            " backfill_at = CASE WHEN %s THEN now() ELSE backfill_at END WHERE id = %s",
+            (delta, new_mode, job is not None, job, job is not None, followee),
         )
         return FollowChange(follower, followee, True, new_mode, crossing, job)
 

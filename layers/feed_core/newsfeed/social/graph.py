@@ -11,7 +11,12 @@ import logging
 from collections.abc import Sequence
 
 from ..engagement import EngagementEvents
-from ..errors import InvalidInput, PostStoreUnavailable, TimelineStoreUnavailable
+from ..errors import (
+    InvalidInput,
+    PostStoreUnavailable,
+    QueueUnavailable,
+    TimelineStoreUnavailable,
+)
 from ..fanout.jobs import BackfillAuthor, MergeAuthor
 from ..fanout.rule import Threshold
 from ..feed.manager import FeedManager
@@ -98,7 +103,14 @@ class SocialGraphService:
             if c.crossing == "to_push_pending" and c.backfill_job
         ]
         if jobs:
-            self._queue.send(jobs)
+            try:
+                self._queue.send(jobs)
+            except QueueUnavailable:
+                # The graph change is committed and the author stays push_pending (pulled and
+                # pushed: reads are complete); the repair job queues the backfill later.
+                log.error(
+                    "backfill of %s not queued; repair queues it", [j.author_id for j in jobs]
+                )
 
 
 def _not_self(actor_id: int, target_id: int, verb: str) -> None:
