@@ -59,6 +59,9 @@ def test_a_block_hides_each_side_from_the_other(
         # Not found, exactly as for a post that does not exist: nothing says it exists.
         got = posts_api.call("GET", f"/v1/posts/{others_post}", sub=reader["sub"])
         assert got.status == 404 and got.error["code"] == "not_found", got.text
+        for method in ("PUT", "DELETE"):  # a 403 to a like would tell the post exists
+            liked = posts_api.call(method, f"/v1/posts/{others_post}/like", sub=reader["sub"])
+            assert liked.status == 404 and liked.error["code"] == "not_found", liked.text
         listed = posts_api.call("GET", f"/v1/users/{other['id']}/posts", sub=reader["sub"])
         assert ids(listed) == [] and listed.json()["next_cursor"] is None
         for kind in ("followers", "following"):
