@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV_PY := .venv/bin/python
 
-.PHONY: up down status test lint clean invoke
+.PHONY: up down status test lint clean invoke samples
 
 up:        ## install what is missing, start PostgreSQL, Redis, FerretDB and the AWS emulator
 	$(PYTHON) infra/devstack.py up
@@ -19,6 +19,9 @@ test:      ## start what the tests need, run the whole suite, stop what it start
 invoke:    ## run one function's handler locally: make invoke FN=feed EVENT=events/feed-home-feed.json
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=events/<file>.json"; exit 2; }
 	$(VENV_PY) infra/invoke.py $(FN) $(EVENT)
+
+samples:   ## create the users and the post the sample events in events/ name (again: restore them)
+	$(VENV_PY) infra/samples.py
 
 lint:      ## ruff over the whole tree
 	$(VENV_PY) -m ruff check .

@@ -1,18 +1,23 @@
-"""Every sample event in events/ is accepted by its function through `make invoke`'s path
-(infra/invoke.py): HTTP events get an HTTP response, the SQS batch no failures, the scheduled
-events a job report. Real stores (the test databases); fan-out jobs go to a queue of their own
-in the AWS emulator."""
+"""Every sample event in events/ does what its route says through `make invoke`'s path
+(infra/invoke.py): each HTTP event gets its route's real status, a body with the data the
+samples name, and its effect on the stores; the SQS batch no failures, the scheduled events a
+job report. Before each event the test stores hold the users and the post the samples' ids
+name (alice, bob, alice's post). Real stores (the test databases); fan-out jobs go to a queue
+of their own in the AWS emulator."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from feed_env import FeedEnv
 
-from infra import invoke
+from infra import invoke, samples
+from newsfeed.errors import NotFound
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,15 +70,143 @@ def test_every_route_has_a_sample_event():
     assert routes <= samples
 
 
-@pytest.mark.parametrize("path", EVENTS, ids=lambda p: p.name)
-def test_sample_event_is_accepted(path: Path, local_env, clean_stores):
+ALICE, BOB, POST = samples.ALICE_ID, samples.BOB_ID, samples.POST_ID
+
+
+def seeded(make_env: Callable[..., FeedEnv], *, seed: bool = True) -> FeedEnv:
+    """The test stores with what `make samples` puts into a developer's (fan-out inline)."""
+    env = make_env()
+    if seed:
+        samples.seed(
+            env.settings,
+            graph=env.graph,
+            posts=env.posts,
+            engagement=env.events,
+            redis_client=env.redis,
+            queue=env.queue,
+        )
+    return env
+
+
+def item_ids(body: Any) -> list[int]:
+    return [int(item["id"]) for item in body["items"]]
+
+
+def following(env: FeedEnv, a: int, b: int) -> bool:
+    return env.graph.is_following(a, b)
+
+
+def muted(env: FeedEnv) -> frozenset[int]:
+    graph = env.graph.reader_graph(ALICE, env.settings.active_days)
+    assert graph is not None
+    return graph.muted
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """What one sample must answer, with `before` run on the seeded stores and `after` checked
+    on them once the function answered."""
+
+    status: int
+    body: Callable[[Any], bool] = lambda body: body is None  # 204: no body
+    before: Callable[[FeedEnv], Any] = lambda env: None
+    after: Callable[[FeedEnv], bool] = lambda env: True
+    seed: bool = True
+
+
+def like_count(env: FeedEnv) -> int:
+    return env.services.posts.get(POST).like_count
+
+
+def post_gone(env: FeedEnv) -> bool:
+    try:
+        env.services.posts.get(POST)
+    except NotFound:
+        return True
+    return False
+
+
+ROUTES: dict[str, Route] = {
+    "feed-home-feed.json": Route(200, lambda b: item_ids(b) == [POST]),
+    "posts-author-posts.json": Route(200, lambda b: item_ids(b) == [POST]),
+    "posts-create-post.json": Route(
+        201,
+        lambda b: b["author_id"] == str(ALICE) and b["text"] == "Hello from make invoke",
+        after=lambda env: len(env.services.posts.author_posts(ALICE, None, 10).items) == 2,
+    ),
+    "posts-delete-post.json": Route(204, after=post_gone),
+    "posts-get-post.json": Route(
+        200, lambda b: b["id"] == str(POST) and b["author_id"] == str(ALICE)
+    ),
+    "posts-like.json": Route(204, after=lambda env: like_count(env) == 1),
+    "posts-unlike.json": Route(
+        204,
+        before=lambda env: env.services.likes.like(ALICE, POST),
+        after=lambda env: like_count(env) == 0,
+    ),
+    "posts-post-stats.json": Route(200, lambda b: b["id"] == str(POST) and b["grain"] == "hour"),
+    "social-author-stats.json": Route(200, lambda b: b["id"] == str(ALICE) and b["grain"] == "day"),
+    "social-create-profile.json": Route(
+        201,
+        lambda b: b["handle"] == "alice" and b["display_name"] == "Alice",
+        after=lambda env: env.services.profiles.get_by_subject("alice").handle == "alice",
+        seed=False,
+    ),
+    "social-get-me.json": Route(200, lambda b: b["id"] == str(ALICE) and b["handle"] == "alice"),
+    "social-get-user.json": Route(200, lambda b: b["id"] == str(ALICE)),
+    "social-followers.json": Route(200, lambda b: item_ids(b) == [BOB]),
+    "social-following.json": Route(200, lambda b: item_ids(b) == [BOB]),
+    "social-follow.json": Route(
+        204,
+        before=lambda env: env.services.social.unfollow(ALICE, BOB),
+        after=lambda env: following(env, ALICE, BOB),
+    ),
+    "social-unfollow.json": Route(204, after=lambda env: not following(env, ALICE, BOB)),
+    "social-block.json": Route(
+        204,
+        after=lambda env: (
+            env.graph.blocked_either(ALICE, BOB)
+            and not following(env, ALICE, BOB)
+            and not following(env, BOB, ALICE)
+        ),
+    ),
+    "social-unblock.json": Route(
+        204,
+        before=lambda env: env.services.social.block(ALICE, BOB),
+        after=lambda env: not env.graph.blocked_either(ALICE, BOB),
+    ),
+    "social-mute.json": Route(204, after=lambda env: BOB in muted(env)),
+    "social-unmute.json": Route(
+        204,
+        before=lambda env: env.services.social.mute(ALICE, BOB),
+        after=lambda env: BOB not in muted(env),
+    ),
+}
+HTTP_EVENTS = [p for p in EVENTS if "routeKey" in p.read_text()]
+
+
+def test_every_http_sample_has_its_expected_answer():
+    assert {p.name for p in HTTP_EVENTS} == set(ROUTES)
+
+
+@pytest.mark.parametrize("path", HTTP_EVENTS, ids=lambda p: p.name)
+def test_http_sample_answers_as_its_route(path: Path, local_env, make_env) -> None:
+    route = ROUTES[path.name]
+    env = seeded(make_env, seed=route.seed)
+    route.before(env)
+    response = invoke.invoke(function_of(path), json.loads(path.read_text()))
+    assert response["statusCode"] == route.status, response
+    body = json.loads(response["body"]) if response["body"] else None
+    assert route.body(body), body
+    assert route.after(env), f"{path.name}: the route answered but did not do its work"
+
+
+@pytest.mark.parametrize("path", [p for p in EVENTS if p not in HTTP_EVENTS], ids=lambda p: p.name)
+def test_sample_event_is_accepted(path: Path, local_env, make_env):
+    seeded(make_env)
     function = function_of(path)
     response = invoke.invoke(function, json.loads(path.read_text()))
-    if "routeKey" in path.read_text():
-        assert response["statusCode"] < 500, response
-        assert response["statusCode"] != 401, "the token placeholder was not replaced"
-        assert isinstance(json.loads(response["body"] or "{}"), dict)
-    elif function == "fanout":
+    if function == "fanout":
         assert response == {"batchItemFailures": []}
     else:
         assert set(response) == REPORT_KEYS[function]

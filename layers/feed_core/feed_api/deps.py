@@ -58,6 +58,18 @@ def _current_user(caller: CallerDep, services: ServicesDep) -> User:
 
 CurrentUser = Annotated[User, Depends(_current_user)]
 
+
+def _viewer(caller: CallerDep, services: ServicesDep) -> int | None:
+    """The caller's user id for reads that hide what a block hides; None for an account
+    without a profile yet, which reads as before: nobody can have blocked it."""
+    try:
+        return services.profiles.get_by_subject(caller.subject).id
+    except NotFound:
+        return None
+
+
+Viewer = Annotated[int | None, Depends(_viewer)]
+
 ID_PATTERN = "^[1-9][0-9]{0,18}$"
 _ID_DIGITS = re.compile(ID_PATTERN)
 

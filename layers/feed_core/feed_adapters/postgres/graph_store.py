@@ -122,6 +122,18 @@ class PostgresGraphStore:
                 conn.execute("SELECT 1 FROM users WHERE id = %s", (user_id,)).fetchone() is not None
             )
 
+    def user_hidden_from(self, user_id: int, viewer_id: int | None) -> bool | None:
+        """None when `user_id` is no user; else whether a block (either way) stands between
+        them. One round trip: existence and the block together."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM blocks"
+                " WHERE (blocker_id = %(u)s AND blocked_id = %(v)s)"
+                " OR (blocker_id = %(v)s AND blocked_id = %(u)s)) FROM users WHERE id = %(u)s",
+                {"u": user_id, "v": viewer_id},  # a NULL viewer matches no block
+            ).fetchone()
+        return None if row is None else bool(row[0])
+
     def touch_active(self, user_id: int) -> None:
         with self._connection() as conn:
             conn.execute("UPDATE users SET last_active_at = now() WHERE id = %s", (user_id,))
@@ -356,31 +368,52 @@ class PostgresGraphStore:
             return None
         return ReaderGraph(reader_id, followees, frozenset(muted), frozenset(blocked), *me)
 
-    def _users_page(self, sql: str, user_id: int, after_id: int | None, limit: int) -> list[User]:
+    # Users in a block with the viewer, either way; two NOT EXISTS so each probe is a
+    # primary-key (or blocks_blocked_blocker_idx) lookup. A NULL viewer matches no block.
+    _NOT_BLOCKED = (
+        " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = %s)"
+        " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = %s AND b.blocked_id = u.id)"
+    )
+
+    def _users_page(
+        self, sql: str, user_id: int, after_id: int | None, limit: int, viewer_id: int | None
+    ) -> list[User]:
         with self._connection() as conn:
             self._require_users(conn, user_id)
-            rows = conn.execute(sql, (user_id, after_id or 0, limit)).fetchall()
+            rows = conn.execute(
+                sql, (user_id, after_id or 0, viewer_id, viewer_id, limit)
+            ).fetchall()
         return [_user(r) for r in rows]
 
-    def followers_page(self, user_id: int, after_id: int | None, limit: int) -> list[User]:
-        """Followers in ascending id order after `after_id` (keyset on followee_id, follower_id)."""
+    def followers_page(
+        self, user_id: int, after_id: int | None, limit: int, viewer_id: int | None = None
+    ) -> list[User]:
+        """Followers in ascending id order after `after_id` (keyset on followee_id, follower_id),
+        without the users in a block with `viewer_id`: the filter is in the query, so a page is
+        full whatever it skips."""
         cols = ", ".join(f"u.{c.strip()}" for c in _USER_COLUMNS.split(","))
         return self._users_page(
             f"SELECT {cols} FROM follows f JOIN users u ON u.id = f.follower_id"
-            " WHERE f.followee_id = %s AND f.follower_id > %s ORDER BY f.follower_id LIMIT %s",
+            f" WHERE f.followee_id = %s AND f.follower_id > %s{self._NOT_BLOCKED}"
+            " ORDER BY f.follower_id LIMIT %s",
             user_id,
             after_id,
             limit,
+            viewer_id,
         )
 
-    def following_page(self, user_id: int, after_id: int | None, limit: int) -> list[User]:
+    def following_page(
+        self, user_id: int, after_id: int | None, limit: int, viewer_id: int | None = None
+    ) -> list[User]:
         cols = ", ".join(f"u.{c.strip()}" for c in _USER_COLUMNS.split(","))
         return self._users_page(
             f"SELECT {cols} FROM follows f JOIN users u ON u.id = f.followee_id"
-            " WHERE f.follower_id = %s AND f.followee_id > %s ORDER BY f.followee_id LIMIT %s",
+            f" WHERE f.follower_id = %s AND f.followee_id > %s{self._NOT_BLOCKED}"
+            " ORDER BY f.followee_id LIMIT %s",
             user_id,
             after_id,
             limit,
+            viewer_id,
         )
 
     def follower_ids_page(self, author_id: int, after_id: int, limit: int) -> list[int]:

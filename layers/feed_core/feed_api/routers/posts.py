@@ -16,6 +16,7 @@ from feed_api.deps import (
     ServicesDep,
     StatsDays,
     UserId,
+    Viewer,
 )
 from feed_api.errors import error_responses
 from feed_api.schemas import CreatePost, PostOut, PostPage, StatsOut
@@ -58,10 +59,11 @@ def create_post(
     "/posts/{post_id}",
     response_model=PostOut,
     summary="A post",
+    description="404 also when the caller and the author are in a block (either way).",
     responses=error_responses(404),
 )
-def get_post(post_id: PostId, _: CallerDep, services: ServicesDep) -> PostOut:
-    return PostOut.from_domain(services.posts.get(post_id))
+def get_post(post_id: PostId, viewer: Viewer, services: ServicesDep) -> PostOut:
+    return PostOut.from_domain(services.posts.get(post_id, viewer_id=viewer))
 
 
 @router.delete(
@@ -101,12 +103,13 @@ def unlike(post_id: PostId, me: CurrentUser, services: ServicesDep) -> None:
     "/users/{user_id}/posts",
     response_model=PostPage,
     summary="A user's posts, newest first",
+    description="An empty page when the caller and the user are in a block (either way).",
     responses=error_responses(400, 404),
 )
 def author_posts(
-    user_id: UserId, _: CallerDep, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
+    user_id: UserId, viewer: Viewer, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
 ) -> PostPage:
-    page = services.posts.author_posts(user_id, cursor, limit)
+    page = services.posts.author_posts(user_id, cursor, limit, viewer_id=viewer)
     return PostPage.from_domain(page)
 
 

@@ -13,6 +13,7 @@ from feed_api.deps import (
     ServicesDep,
     StatsDays,
     UserId,
+    Viewer,
 )
 from feed_api.errors import error_responses
 from feed_api.schemas import CreateUser, StatsOut, UserOut, UserPage
@@ -67,13 +68,14 @@ def get_user(user_id: UserId, _: CallerDep, services: ServicesDep) -> UserOut:
     tags=["social graph"],
     summary="Who follows a user",
     description="In ascending user id order (oldest account first), not by when they "
-    "followed; page with `cursor`.",
+    "followed; page with `cursor`. Users in a block with the caller (either way) are left "
+    "out.",
     responses=error_responses(400, 404),
 )
 def list_followers(
-    user_id: UserId, _: CallerDep, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
+    user_id: UserId, viewer: Viewer, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
 ) -> UserPage:
-    page = services.profiles.followers(user_id, cursor, limit)
+    page = services.profiles.followers(user_id, cursor, limit, viewer_id=viewer)
     return UserPage.from_domain(page)
 
 
@@ -83,13 +85,14 @@ def list_followers(
     tags=["social graph"],
     summary="Whom a user follows",
     description="In ascending user id order (oldest account first), not by when they were "
-    "followed; page with `cursor`.",
+    "followed; page with `cursor`. Users in a block with the caller (either way) are left "
+    "out.",
     responses=error_responses(400, 404),
 )
 def list_following(
-    user_id: UserId, _: CallerDep, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
+    user_id: UserId, viewer: Viewer, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
 ) -> UserPage:
-    page = services.profiles.following(user_id, cursor, limit)
+    page = services.profiles.following(user_id, cursor, limit, viewer_id=viewer)
     return UserPage.from_domain(page)
 
 

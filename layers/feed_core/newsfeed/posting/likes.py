@@ -6,7 +6,7 @@ import logging
 
 from ..clock import Clock, utcnow
 from ..engagement import EngagementEvents
-from ..errors import Forbidden, NotFound, QueueUnavailable
+from ..errors import NotFound, QueueUnavailable
 from ..fanout.jobs import RefreshPost
 from ..model import Post
 from ..ports import FanoutQueue, GraphStore, PostStore
@@ -62,5 +62,6 @@ class LikeService:
         if not self._graph.user_exists(actor_id):
             raise NotFound(f"user {actor_id} not found")
         if self._graph.blocked_either(actor_id, post.author_id):
-            raise Forbidden("you cannot interact with this post")
+            # As GET answers across a block: a 403 would tell the post exists.
+            raise NotFound(f"post {post_id} not found")
         return post

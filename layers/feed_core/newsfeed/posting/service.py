@@ -123,11 +123,19 @@ class PostService:
                     raise
         raise AssertionError("unreachable")
 
-    def get(self, post_id: int) -> Post:
+    def get(self, post_id: int, viewer_id: int | None = None) -> Post:
+        """The post as `viewer_id` may see it (None: a caller no one can have blocked). Across a
+        block, either way, it is not found, as if it did not exist. The author reads their own
+        post without the check; anyone else costs one graph lookup."""
         post = self._bodies.get(post_id)
-        if post is None or post.is_deleted:
+        if post is None or post.is_deleted or self._hidden(post.author_id, viewer_id):
             raise NotFound(f"post {post_id} not found")
         return post
+
+    def _hidden(self, author_id: int, viewer_id: int | None) -> bool:
+        if viewer_id is None or viewer_id == author_id:
+            return False
+        return self._graph.blocked_either(viewer_id, author_id)
 
     def delete(self, actor_id: int, post_id: int) -> None:
         """Soft delete, idempotent. The post store's mark is the truth; the tombstone in the
@@ -152,11 +160,19 @@ class PostService:
             # Stored pending retraction: the repair job queues it later.
             log.error("retract job for post %s not queued; repair retracts it", post_id)
 
-    def author_posts(self, author_id: int, cursor: str | None, limit: int) -> Page[Post]:
+    def author_posts(
+        self, author_id: int, cursor: str | None, limit: int, viewer_id: int | None = None
+    ) -> Page[Post]:
+        """Newest first. Across a block with `viewer_id`, either way, an empty last page: the
+        profile itself stays readable, and a 404 here beside it would tell the block."""
         limit = check_limit(limit)
         below = self._cursors.decode_int("posts", cursor, "b")
-        if not self._graph.user_exists(author_id):
+        # Existence and the block in one lookup (a block with yourself cannot exist).
+        hidden = self._graph.user_hidden_from(author_id, viewer_id)
+        if hidden is None:
             raise NotFound(f"user {author_id} not found")
+        if hidden:
+            return Page([], None)
         posts = self._posts.author_posts(author_id, below, limit + 1)
         more = len(posts) > limit
         posts = posts[:limit]

@@ -90,23 +90,36 @@ class ProfileService:
             raise NotFound(f"user {user_id} not found")
         return user
 
-    def followers(self, user_id: int, cursor: str | None, limit: int) -> Page[User]:
-        return self._users_page(self._graph.followers_page, "followers", user_id, cursor, limit)
+    def followers(
+        self, user_id: int, cursor: str | None, limit: int, viewer_id: int | None = None
+    ) -> Page[User]:
+        """Without the users in a block, either way, with `viewer_id` (None: no one)."""
+        return self._users_page(
+            self._graph.followers_page, "followers", user_id, cursor, limit, viewer_id
+        )
 
-    def following(self, user_id: int, cursor: str | None, limit: int) -> Page[User]:
-        return self._users_page(self._graph.following_page, "following", user_id, cursor, limit)
+    def following(
+        self, user_id: int, cursor: str | None, limit: int, viewer_id: int | None = None
+    ) -> Page[User]:
+        """Without the users in a block, either way, with `viewer_id` (None: no one)."""
+        return self._users_page(
+            self._graph.following_page, "following", user_id, cursor, limit, viewer_id
+        )
 
     def _users_page(
         self,
-        fetch: Callable[[int, int | None, int], list[User]],
+        fetch: Callable[[int, int | None, int, int | None], list[User]],
         kind: str,
         user_id: int,
         cursor: str | None,
         limit: int,
+        viewer_id: int | None,
     ) -> Page[User]:
         limit = check_limit(limit)
         after = self._cursors.decode_int(kind, cursor, "a")
-        users = fetch(user_id, after, limit + 1)
+        # The store filters the hidden users in its page query: `more` and the cursor are
+        # computed on what the viewer gets.
+        users = fetch(user_id, after, limit + 1, viewer_id)
         more = len(users) > limit
         users = users[:limit]
         next_cursor = self._cursors.encode_int(kind, "a", users[-1].id) if more else None
