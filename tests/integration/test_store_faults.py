@@ -75,11 +75,18 @@ class World:
         self.me = ok.profiles.create_profile(self.me_sub, f"me_{tag}", "Me").id
         self.author = ok.profiles.create_profile(f"fault|a_{tag}", f"a_{tag}", "A").id
         self.stranger = ok.profiles.create_profile(f"fault|s_{tag}", f"s_{tag}", "S").id
+        self.friend = ok.profiles.create_profile(f"fault|f_{tag}", f"f_{tag}", "F").id
+        self.villain = ok.profiles.create_profile(f"fault|v_{tag}", f"v_{tag}", "V").id
         ok.social.follow(self.me, self.author)
+        ok.social.follow(self.me, self.friend)
         ok.feed.home_feed(self.me, None, 20)
         self.author_post = ok.posts.create(self.author, "before the fault").id
+        self.liked_post = ok.posts.create(self.author, "unliked during the fault").id
+        ok.likes.like(self.me, self.liked_post)
+        self.friend_post = ok.posts.create(self.friend, "unfollowed during the fault").id
         self.stranger_post = ok.posts.create(self.stranger, "followed during the fault").id
         self.doomed = ok.posts.create(self.me, "deleted during the fault").id
+        self.newcomer_sub = f"fault|n_{tag}"
 
 
 def _services(
@@ -162,24 +169,44 @@ def test_store_fault(
     client = TestClient(
         app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"}
     )
-    routes = [
+    author, villain = world.author, world.villain
+    newcomer = mint_token.mint_token(world.newcomer_sub, settings=fault_settings, pair=keys)
+    routes = [  # every route of the API
         ("GET /v1/users/me", "GET", "/v1/users/me", None),
         ("GET /v1/feed", "GET", "/v1/feed", None),
         ("POST /v1/posts", "POST", "/v1/posts", {"text": f"during {store} {mode}"}),
         ("GET /v1/posts/{id}", "GET", f"/v1/posts/{world.author_post}", None),
         ("PUT /v1/posts/{id}/like", "PUT", f"/v1/posts/{world.author_post}/like", None),
+        ("DELETE /v1/posts/{id}/like", "DELETE", f"/v1/posts/{world.liked_post}/like", None),
         ("DELETE /v1/posts/{id}", "DELETE", f"/v1/posts/{world.doomed}", None),
         ("PUT /v1/me/following/{id}", "PUT", f"/v1/me/following/{world.stranger}", None),
-        ("GET /v1/users/{id}/followers", "GET", f"/v1/users/{world.author}/followers", None),
-        ("GET /v1/users/{id}/posts", "GET", f"/v1/users/{world.author}/posts", None),
+        ("DELETE /v1/me/following/{id}", "DELETE", f"/v1/me/following/{world.friend}", None),
+        ("PUT /v1/me/blocks/{id}", "PUT", f"/v1/me/blocks/{villain}", None),
+        ("DELETE /v1/me/blocks/{id}", "DELETE", f"/v1/me/blocks/{villain}", None),
+        ("PUT /v1/me/mutes/{id}", "PUT", f"/v1/me/mutes/{villain}", None),
+        ("DELETE /v1/me/mutes/{id}", "DELETE", f"/v1/me/mutes/{villain}", None),
+        ("GET /v1/users/{id}", "GET", f"/v1/users/{author}", None),
+        ("GET /v1/users/{id}/followers", "GET", f"/v1/users/{author}/followers", None),
+        ("GET /v1/users/{id}/following", "GET", f"/v1/users/{author}/following", None),
+        ("GET /v1/users/{id}/posts", "GET", f"/v1/users/{author}/posts", None),
         ("GET /v1/posts/{id}/stats", "GET", f"/v1/posts/{world.author_post}/stats", None),
+        ("GET /v1/users/{id}/stats", "GET", f"/v1/users/{author}/stats", None),
+        (
+            "POST /v1/users",
+            "POST",
+            "/v1/users",
+            {"handle": f"n_{uuid.uuid4().hex[:8]}", "display_name": "Newcomer"},
+        ),
     ]
     answers: dict[str, Any] = {}
     try:
         proxy.set_mode(mode)
         for name, method, path, body in routes:
+            as_newcomer = (
+                {"Authorization": f"Bearer {newcomer}"} if name == "POST /v1/users" else {}
+            )
             t0 = time.perf_counter()
-            resp = client.request(method, path, json=body)
+            resp = client.request(method, path, json=body, headers=as_newcomer)
             elapsed = time.perf_counter() - t0
             TABLE.append((store, mode, name, resp.status_code, elapsed))
             answers[name] = resp
@@ -215,3 +242,11 @@ def test_store_fault(
         assert world.stranger_post in my_feed  # the follow's merge was not lost
     if answers["PUT /v1/posts/{id}/like"].status_code == 204:
         assert ok.posts.get(world.author_post).like_count == 1
+    if answers["DELETE /v1/posts/{id}/like"].status_code == 204:
+        assert ok.posts.get(world.liked_post).like_count == 0
+    if answers["DELETE /v1/me/following/{id}"].status_code == 204:
+        assert world.friend_post not in my_feed
+    else:
+        assert world.friend_post in my_feed
+    if answers["POST /v1/users"].status_code == 201:
+        assert ok.profiles.get_by_subject(world.newcomer_sub).display_name == "Newcomer"
