@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from newsfeed.model import MEDIA_KINDS
 from newsfeed.posting.rules import MAX_MEDIA, MAX_TEXT_LENGTH, MAX_URL_LENGTH
-from newsfeed.social.profiles import HANDLE_RE, MAX_DISPLAY_NAME
+from newsfeed.social.rules import HANDLE_RE, MAX_DISPLAY_NAME
 
 # The domain's own rules, stated in the schema too (taken from the domain's constants, so there
 # is still one place to change them): a request the schema allows is one the domain accepts,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 
 from ..cursor import CursorCodec
@@ -12,15 +11,10 @@ from ..ids import IdGenerator
 from ..model import Page, User
 from ..paging import check_limit
 from ..ports import GraphStore, TimelineStore
+from .rules import CONTROL_CHARS, HANDLE_RE, MAX_AUTH_SUBJECT, MAX_DISPLAY_NAME
 
 log = logging.getLogger(__name__)
 
-# Used with fullmatch: `$` with match() would accept a trailing newline (the database refuses it).
-HANDLE_RE = re.compile(r"[A-Za-z0-9_]{3,30}")
-# Single-line fields; PostgreSQL refuses NUL in text, the other controls are never meant.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-MAX_DISPLAY_NAME = 50
-MAX_AUTH_SUBJECT = 255
 # Worker ids are random per process, so two processes can make the same id; a new id (the
 # sequence moves on) is all it takes.
 ID_COLLISION_RETRIES = 3
@@ -46,7 +40,7 @@ class ProfileService:
             or len(auth_subject) > MAX_AUTH_SUBJECT
         ):
             raise InvalidInput("auth subject is required")
-        if _CONTROL.search(auth_subject):
+        if CONTROL_CHARS.search(auth_subject):
             raise InvalidInput("auth subject must not contain control characters")
         if not isinstance(handle, str) or not HANDLE_RE.fullmatch(handle):
             raise InvalidInput("handle must be 3 to 30 letters, digits or underscores")
@@ -55,7 +49,7 @@ class ProfileService:
         display_name = display_name.strip()
         if len(display_name) > MAX_DISPLAY_NAME:
             raise InvalidInput(f"display name is longer than {MAX_DISPLAY_NAME} characters")
-        if _CONTROL.search(display_name):
+        if CONTROL_CHARS.search(display_name):
             raise InvalidInput("display name must not contain control characters")
         user = self._insert_user(auth_subject, handle, display_name)
         # A new user follows nobody: an empty timeline is already complete. Purely a saving (the
