@@ -99,3 +99,50 @@ def test_errors_that_are_not_outages_leave_it_closed() -> None:
     with pytest.raises(ValueError):
         store.read()
     assert not store.breaker.is_open
+
+
+def test_a_generator_probe_closes_it_and_one_stopped_early_does_not_pin_it_open() -> None:
+    clock = Clock()
+    store = Store(clock)
+    store.fail = Down()
+    with pytest.raises(TimelineStoreUnavailable):
+        store.read()
+    store.fail = None
+    clock.now += 2.1
+    assert list(store.scan()) == [1]  # the probe is a generator that runs to its end
+    assert not store.breaker.is_open
+    store.fail = Down()
+    with pytest.raises(TimelineStoreUnavailable):
+        store.read()
+    store.fail = None
+    clock.now += 2.1
+    scan = store.scan()
+    next(scan)
+    scan.close()  # the consumer stops early
+    assert store.read() == "ok"
+
+
+class Busy(Down):
+    """A driver's "the server answered: lock wait timed out" (a subclass of its outage type)."""
+
+
+@unavailable_on((Down,), TimelineStoreUnavailable, (Busy,))
+class BusyStore:
+    def __init__(self, clock: Clock) -> None:
+        self.breaker = StoreBreaker(cool_down=2.0, clock=clock)
+        self.fail: Exception | None = None
+
+    def read(self) -> str:
+        if self.fail is not None:
+            raise self.fail
+        return "ok"
+
+
+def test_a_busy_store_is_unavailable_to_the_caller_but_not_given_up_on() -> None:
+    store = BusyStore(Clock())
+    store.fail = Busy()
+    with pytest.raises(TimelineStoreUnavailable):
+        store.read()
+    assert not store.breaker.is_open  # the next call still goes to the store
+    store.fail = None
+    assert store.read() == "ok"

@@ -84,6 +84,7 @@ def _wrap(
     method: Callable[..., Any],
     driver_errors: tuple[type[BaseException], ...],
     domain_error: type[StoreUnavailable],
+    busy_errors: tuple[type[BaseException], ...] = (),
 ) -> Callable[..., Any]:
     # The driver's message (hosts, ports) stays in the chained cause, for the logs only.
     if inspect.isgeneratorfunction(method):
@@ -91,14 +92,23 @@ def _wrap(
         @functools.wraps(method)
         def generator(self: Any, *args: Any, **kwargs: Any) -> Any:
             breaker: StoreBreaker | None = getattr(self, "breaker", None)
-            if breaker is not None and not breaker.nested() and not breaker.allow():
+            guarded = breaker is not None and not breaker.nested()
+            if guarded and not breaker.allow():  # type: ignore[union-attr]
                 raise domain_error()
+            outcome = "answered"
             try:
                 yield from method(self, *args, **kwargs)
             except driver_errors as exc:
-                if breaker is not None:
-                    breaker.failed()
+                outcome = "failed"
                 raise domain_error() from exc
+            finally:
+                # Also when the consumer stops early (GeneratorExit): a probe that is never
+                # settled would keep the breaker open for good.
+                if guarded:
+                    if outcome == "failed":
+                        breaker.failed()  # type: ignore[union-attr]
+                    else:
+                        breaker.succeeded()  # type: ignore[union-attr]
 
         return generator
 
@@ -108,13 +118,18 @@ def _wrap(
         if breaker is None or breaker.nested():
             try:
                 return method(self, *args, **kwargs)
-            except driver_errors as exc:
+            except (*busy_errors, *driver_errors) as exc:
                 raise domain_error() from exc
         if not breaker.allow():
             raise domain_error()
         breaker.enter()
         try:
             result = method(self, *args, **kwargs)
+        except busy_errors as exc:
+            # The store answered: it is busy (a lock wait or a statement past its timeout,
+            # a deadlock). The caller may retry; other calls need not be failed fast.
+            breaker.succeeded()
+            raise domain_error() from exc
         except driver_errors as exc:
             breaker.failed()
             raise domain_error() from exc
@@ -133,18 +148,22 @@ def _wrap(
 
 
 def unavailable_on(
-    driver_errors: tuple[type[BaseException], ...], domain_error: type[StoreUnavailable]
+    driver_errors: tuple[type[BaseException], ...],
+    domain_error: type[StoreUnavailable],
+    busy_errors: tuple[type[BaseException], ...] = (),
 ) -> Callable[[C], C]:
     """Class decorator: every public method re-raises `driver_errors` (a store that is down,
     hung past its timeout or failing over) as `domain_error`, and goes through the instance's
-    `breaker` (a StoreBreaker) when it has one. Other driver errors (a bad query, a script bug)
-    stay what they are: bugs, answered 500 and logged."""
+    `breaker` (a StoreBreaker) when it has one. `busy_errors` (subclasses the store raises while
+    answering: lock and statement timeouts, deadlocks) become `domain_error` too but leave the
+    breaker closed. Other driver errors (a bad query, a script bug) stay what they are: bugs,
+    answered 500 and logged."""
 
     def decorate(cls: C) -> C:
         for name, member in list(vars(cls).items()):
             if name.startswith("_") or not inspect.isfunction(member):
                 continue
-            setattr(cls, name, _wrap(member, driver_errors, domain_error))
+            setattr(cls, name, _wrap(member, driver_errors, domain_error, busy_errors))
         return cls
 
     return decorate

@@ -96,7 +96,12 @@ def build_services(
         from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 
         graph = PostgresGraphStore(
-            make_pool(settings.postgres_dsn, wait_seconds=settings.store_timeout_ms / 1000),
+            make_pool(
+                settings.postgres_dsn,
+                wait_seconds=settings.store_timeout_ms / 1000,
+                # The server gives up first (a clean error), the watchdog only if it is hung.
+                statement_timeout_ms=settings.store_timeout_ms * 9 // 10,
+            ),
             query_timeout_ms=settings.store_timeout_ms,
         )
     if posts is None or engagement is None:

@@ -38,28 +38,51 @@ def _user(row: Sequence[Any]) -> User:
 # Connection refused or lost, server shutting down, statement cancelled by its timeout, and the
 # pool's own timeout waiting for a connection (psycopg_pool.PoolTimeout is one of these).
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError,)
+# Raised by a server that answers: waiting too long for a row lock or a statement (the server's
+# own lock_timeout / statement_timeout, set below the watchdog's deadline), a deadlock, a
+# serialization failure. 503, but the server is up: the breaker stays closed.
+BUSY_ERRORS: tuple[type[BaseException], ...] = (
+    pg_errors.LockNotAvailable,
+    pg_errors.QueryCanceled,
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+)
 
 
 def make_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 4, wait_seconds: float = 30.0
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    wait_seconds: float = 30.0,
+    statement_timeout_ms: int | None = None,
 ) -> ConnectionPool:
     """A small pool: a Lambda instance serves one request at a time, a few background threads
     (fan-out pipelines) may share it. `wait_seconds`: how long a caller waits for a connection
-    before PoolTimeout (GraphStoreUnavailable)."""
+    before PoolTimeout (GraphStoreUnavailable). Autocommit: every statement commits inside the
+    query watchdog's window (an implicit transaction committed after it would be unguarded,
+    and dropped with a connection the watchdog cut). `statement_timeout_ms` sets the server's
+    own statement and lock timeouts, so a lock wait ends as a clean error, not a cut socket."""
     from psycopg_pool import ConnectionPool
+
+    kwargs: dict[str, Any] = {"connect_timeout": 5, "autocommit": True}
+    if statement_timeout_ms:
+        kwargs["options"] = (
+            f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}"
+        )
 
     return ConnectionPool(
         dsn,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"connect_timeout": 5},
+        kwargs=kwargs,
         timeout=wait_seconds,
         open=True,
         name="feed",
     )
 
 
-@unavailable_on(UNAVAILABLE_ERRORS, GraphStoreUnavailable)
+@unavailable_on(UNAVAILABLE_ERRORS, GraphStoreUnavailable, BUSY_ERRORS)
 class PostgresGraphStore:
     def __init__(self, pool: ConnectionPool, *, query_timeout_ms: int = 30_000) -> None:
         self._pool = pool
