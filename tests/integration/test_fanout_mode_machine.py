@@ -82,3 +82,34 @@ def test_a_pull_mode_authors_delete_plans_no_retract_chunks(
     assert [j["kind"] for j in ran] == ["retract"]  # the head only: nothing was pushed
     for f in followers:
         assert env.feed(f) == []
+
+
+def test_two_plans_of_one_backfill_never_add_up_to_a_finished_one(
+    make_env: Callable[..., FeedEnv],
+) -> None:
+    env = make_env(celebrity_threshold=5, fanout_chunk_size=1, recording=True)
+    social = env.services.social
+    author = env.user()
+    fans = [env.user() for _ in range(5)]
+    for f in fans:
+        social.follow(f, author)
+    older = env.post(author)
+    env.run_jobs()
+    for f in fans:
+        env.feed(f)
+    social.unfollow(fans[4], author)  # 4 < 5: push_pending
+    (head,) = env.queue.drain()
+    env.services.fanout.handle_message(head)
+    plan_a = env.queue.drain()  # four chunks: fans 0..3
+    social.unfollow(fans[0], author)  # still push_pending
+    env.services.fanout.handle_message(head)  # the head again (redelivered, or repair)
+    plan_b = env.queue.drain()  # three chunks: fans 1..3, numbered 0..2
+    assert (len(plan_a), len(plan_b)) == (4, 3)
+    for job in (plan_a[0], plan_a[1], plan_b[2]):  # chunk numbers 0, 1, 2 of mixed plans
+        env.services.fanout.handle_message(job)
+    assert env.mode(author) == "push_pending"  # no plan has run all its chunks
+    for job in plan_a[2:] + plan_b[:2]:
+        env.services.fanout.handle_message(job)
+    assert env.mode(author) == "push"
+    for f in fans[1:4]:
+        assert older in env.timeline(f)

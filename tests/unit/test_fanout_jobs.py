@@ -71,6 +71,7 @@ def any_job(draw: st.DrawFn) -> object:
                 RetractPostChunk(author, post, span),
                 BackfillAuthor(author, job_id),
                 BackfillAuthorChunk(author, job_id, span),
+                BackfillAuthorChunk(author, job_id, span, plan=job_id[:12]),
                 MergeAuthor(reader_id=post, author_id=author),
                 RefreshPost(post),
             ]

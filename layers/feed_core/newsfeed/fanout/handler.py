@@ -3,6 +3,7 @@ so a redelivered message changes nothing."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -121,7 +122,12 @@ class FanoutJobHandler:
             return  # superseded: the current crossing's backfill covers these followers
         self._backfill_range(job.author_id, job.span)
         span = job.span
-        if self._timelines.backfill_chunk_done(job.author_id, job.job_id, span.chunk, span.chunks):
+        # Completion counts the chunks of one plan only: two plans' chunk numbers do not cover
+        # the same followers.
+        done = self._timelines.backfill_chunk_done(
+            job.author_id, f"{job.job_id}.{job.plan}", span.chunk, span.chunks
+        )
+        if done:
             self._graph.finish_backfill(job.author_id, job.job_id)
 
     # -- shared steps ----------------------------------------------------------------------------
@@ -142,7 +148,7 @@ class FanoutJobHandler:
             for after, upto in ranges:
                 run_range(ChunkRange(after, upto, 0, 1))
             return True
-        self._queue.send(chunk_jobs(job, ranges))
+        self._queue.send(chunk_jobs(job, ranges, plan=uuid.uuid4().hex[:12]))
         return False
 
     def _push_range(self, author_id: int, post_id: int, span: ChunkRange) -> None:

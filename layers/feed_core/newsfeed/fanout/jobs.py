@@ -6,7 +6,8 @@ deploy still parse):
   {"kind": "fanout", "author_id", "post_id", "after_id", "upto_id", "chunk", "chunks"}
   {"kind": "retract", ... the same two shapes ...}                           post deleted
   {"kind": "backfill_author", "author_id", "job_id"}                         pull -> push
-  {"kind": "backfill_author", "author_id", "job_id", "after_id", "upto_id", "chunk", "chunks"}
+  {"kind": "backfill_author", "author_id", "job_id", "after_id", "upto_id", "chunk", "chunks",
+   "plan"}
   {"kind": "merge_author", "reader_id", "author_id"}                         follow follow-up
   {"kind": "refresh_post", "post_id"}                                        cache follow-up
 
@@ -92,6 +93,9 @@ class BackfillAuthorChunk:
     author_id: int
     job_id: str
     span: ChunkRange
+    # Which planning of the job this chunk belongs to: a head run twice (redelivered, or
+    # re-queued by repair) plans chunks of other boundaries, and completion counts one plan.
+    plan: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +129,13 @@ _CHUNK_OF: dict[type, type] = {
 }
 
 
-def chunk_jobs(head: HeadJob, ranges: list[tuple[int, int]]) -> list[ChunkJob]:
-    """One chunk job per (after_id, upto_id] range, numbered for completion tracking."""
+def chunk_jobs(head: HeadJob, ranges: list[tuple[int, int]], plan: str = "") -> list[ChunkJob]:
+    """One chunk job per (after_id, upto_id] range, numbered for completion tracking; a
+    backfill's chunks also carry `plan` (see BackfillAuthorChunk)."""
     chunk_type = _CHUNK_OF[type(head)]
-    fields = {k: v for k, v in asdict(head).items()}
+    fields = dict(asdict(head))
+    if chunk_type is BackfillAuthorChunk:
+        fields["plan"] = plan
     return [
         chunk_type(**fields, span=ChunkRange(after, upto, i, len(ranges)))
         for i, (after, upto) in enumerate(ranges)
@@ -141,7 +148,7 @@ def to_message(job: FanoutJob) -> dict[str, Any]:
     for name, value in asdict(job).items():
         if name == "span":
             body.update(value)
-        else:
+        elif name != "plan" or value:  # chunks of earlier releases had no plan
             body[name] = value
     return body
 
@@ -197,6 +204,9 @@ def parse_job(body: Any) -> FanoutJob:
         if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
             raise InvalidJob("fan-out job field 'job_id' must be 1-64 lowercase hex digits")
         if chunked:
-            return BackfillAuthorChunk(author_id, job_id, _span(body))
+            plan = body.get("plan", "")
+            if not isinstance(plan, str) or (plan and not _JOB_ID.fullmatch(plan)):
+                raise InvalidJob("fan-out job field 'plan' must be lowercase hex digits")
+            return BackfillAuthorChunk(author_id, job_id, _span(body), plan)
         return BackfillAuthor(author_id, job_id)
     raise InvalidJob(f"unknown fan-out job kind: {kind!r}"[:200])
