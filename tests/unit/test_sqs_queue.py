@@ -90,3 +90,20 @@ def test_client_errors_are_queue_unavailable() -> None:
     with pytest.raises(QueueUnavailable) as caught:
         SqsFanoutQueue("url", client=Unreachable()).send([PushPost(1, 1)])
     assert "127.0.0.1" not in str(caught.value)
+
+
+def test_after_a_failure_sends_fail_fast_for_a_while() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    class Unreachable:
+        calls = 0
+
+        def send_message_batch(self, **kwargs: Any) -> dict:
+            Unreachable.calls += 1
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+    queue = SqsFanoutQueue("url", client=Unreachable())
+    for _ in range(3):
+        with pytest.raises(QueueUnavailable):
+            queue.send([PushPost(1, 1)])
+    assert Unreachable.calls == 1  # one timeout paid, then the breaker answers

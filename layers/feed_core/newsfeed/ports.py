@@ -46,8 +46,9 @@ class GraphStore(Protocol):
     def backfill_job(self, author_id: int) -> str | None:
         """The backfill job that may finish the author's current crossing, if any."""
 
-    def pending_backfills(self, older_than_seconds: int, limit: int) -> list[tuple[int, str]]:
-        """(author, backfill job) of crossings still pending after `older_than_seconds`."""
+    def claim_stale_backfills(self, older_than_seconds: int, limit: int) -> list[tuple[int, str]]:
+        """(author, backfill job) of crossings still pending after `older_than_seconds`; each
+        claimed one waits as long again before it can be claimed again."""
 
     def finish_backfill(self, author_id: int, job_id: str) -> bool:
         """push_pending -> push, only if `job_id` is the current crossing's backfill."""

@@ -174,14 +174,18 @@ class PostgresGraphStore:
             ).fetchone()
         return row[0] if row else None
 
-    def pending_backfills(self, older_than_seconds: int, limit: int) -> list[tuple[int, str]]:
-        """(author, job) of crossings to push still pending after `older_than_seconds`."""
+    def claim_stale_backfills(self, older_than_seconds: int, limit: int) -> list[tuple[int, str]]:
+        """(author, job) of crossings to push still pending after `older_than_seconds`, their
+        clock restarted: the next claim of the same one waits as long again (a backlog of
+        slow backfills is not re-queued every minute)."""
         with self._connection() as conn:
             rows = conn.execute(
-                "SELECT id, backfill_job FROM users WHERE fanout_mode = 'push_pending'"
+                "UPDATE users SET backfill_at = now() WHERE id IN ("
+                " SELECT id FROM users WHERE fanout_mode = 'push_pending'"
                 " AND backfill_job IS NOT NULL"
                 " AND backfill_at < now() - make_interval(secs => %s)"
-                " ORDER BY backfill_at LIMIT %s",
+                " ORDER BY backfill_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, backfill_job",
                 (older_than_seconds, limit),
             ).fetchall()
         return [(r[0], r[1]) for r in rows]

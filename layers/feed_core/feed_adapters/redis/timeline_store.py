@@ -441,7 +441,7 @@ class RedisTimelineStore:
     def drain_impression_counts(
         self,
         store: Callable[[str, datetime, list[tuple[int, int, int]]], None],
-        lock_seconds: int = 300,
+        lock_seconds: int = 900,  # beyond the longest Lambda timeout that drains (300 s)
     ) -> int | None:
         """Hand every impression count to `store(batch, hour, [(post, author, n)])`, which must
         store a batch at most once; returns how many impressions were handed over, or None when

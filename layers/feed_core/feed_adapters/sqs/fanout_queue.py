@@ -10,6 +10,8 @@ from typing import Any
 from newsfeed.errors import QueueUnavailable
 from newsfeed.fanout.jobs import FanoutJob, to_message
 
+from ..translate import StoreBreaker
+
 SQS_BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
 
 
@@ -32,6 +34,9 @@ class SqsFanoutQueue:
         self._client = client
         self._max_attempts = max_attempts
         self._timeout = timeout_ms / 1000
+        # Like the stores': after one failure, sends fail fast for a while (a request with an
+        # unreachable SQS pays one timeout, not one per job it sends).
+        self.breaker = StoreBreaker()
 
     def _sqs(self) -> Any:
         if self._client is None:
@@ -55,10 +60,19 @@ class SqsFanoutQueue:
         So is any error of the client itself (endpoint unreachable, throttled, timed out)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if not self.breaker.allow():
+            raise QueueUnavailable()
         try:
             self._send([json.dumps(to_message(j), separators=(",", ":")) for j in jobs])
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, QueueUnavailable) as exc:
+            self.breaker.failed()
+            if isinstance(exc, QueueUnavailable):
+                raise
             raise QueueUnavailable() from exc
+        except BaseException:
+            self.breaker.succeeded()
+            raise
+        self.breaker.succeeded()
 
     def _send(self, bodies: list[str]) -> None:
         for start in range(0, len(bodies), SQS_BATCH_LIMIT):

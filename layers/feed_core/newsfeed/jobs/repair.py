@@ -66,7 +66,7 @@ class PendingRepair:
         retracted = self._requeue("retract", below, lambda p: RetractPost(p.author_id, p.id))
         # A backfill re-queued while its first run is merely slow is harmless: the job is named,
         # its chunks idempotent, and whichever run completes switches the author to push.
-        pending = self._graph.pending_backfills(min_age_seconds, self._max_posts)
+        pending = self._graph.claim_stale_backfills(min_age_seconds, self._max_posts)
         for start in range(0, len(pending), BATCH):
             self._queue.send([BackfillAuthor(a, job) for a, job in pending[start : start + BATCH]])
         return RepairReport(delivered, retracted, len(pending), round(time.monotonic() - t0, 3))
