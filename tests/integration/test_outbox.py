@@ -104,3 +104,18 @@ def test_a_crossing_whose_backfill_could_not_be_queued_is_backfilled_by_repair(
     assert env.mode(author) == "push"
     for f in (f1, f2):
         assert env.timeline(f) == [older] and env.feed(f) == [older]
+
+
+def test_a_post_re_queued_by_repair_is_not_re_queued_again_while_its_job_waits(
+    make_env: Callable[..., FeedEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(recording=True)
+    author = env.user()
+    monkeypatch.setattr(env.queue, "send", _queue_down)
+    env.services.posts.create(author, "lost job")
+    monkeypatch.undo()
+    assert env.services.repair.run(older_than_id=_later(env), min_age_seconds=60).delivered == 1
+    # The fan-out backlog is long: the re-queued job has not run yet. No second copy.
+    assert env.services.repair.run(older_than_id=_later(env), min_age_seconds=60).delivered == 0
+    assert [j["kind"] for j in env.run_jobs()] == ["fanout"]
+    assert env.services.repair.run(older_than_id=_later(env), min_age_seconds=0).delivered == 0

@@ -103,6 +103,11 @@ class PostStore(Protocol):
         """The post's `follow_up` ("deliver" or "retract") is done."""
 
     def pending_posts(self, follow_up: str, below_id: int, limit: int) -> list[Post]: ...
+    def claim_pending_posts(
+        self, follow_up: str, below_id: int, limit: int, grace_seconds: int
+    ) -> list[Post]:
+        """Pending posts not claimed within `grace_seconds`, each marked claimed now."""
+
     def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None:
         """The post after the like, None if already liked; NotFound if missing or deleted."""
 

@@ -18,7 +18,7 @@ from newsfeed.errors import DuplicateId, NotFound, PostStoreUnavailable
 from newsfeed.model import Post
 
 from ..translate import StoreBreaker, unavailable_on
-from .documents import doc_id, from_doc_id, pair_id, post_doc, post_from_doc
+from .documents import aware, doc_id, from_doc_id, pair_id, post_doc, post_from_doc
 from .errors import UNAVAILABLE_ERRORS
 
 if TYPE_CHECKING:
@@ -130,6 +130,27 @@ class MongoPostStore:
             .limit(limit)
         )
         return [post_from_doc(d) for d in cursor]
+
+    def claim_pending_posts(
+        self, follow_up: str, below_id: int, limit: int, grace_seconds: int
+    ) -> list[Post]:
+        """`pending_posts` not claimed in the last `grace_seconds`, each marked claimed now: a
+        post whose re-queued job is merely slow is not re-queued again at every run."""
+        now = datetime.now(UTC)
+        claimed = []
+        cursor = (
+            self._posts.find({"pending": follow_up, "_id": {"$lt": doc_id(below_id)}})
+            .sort("_id", ASCENDING)
+            .limit(limit)
+        )
+        for doc in cursor:
+            last = aware(doc.get("claimed_at"))
+            if last is not None and (now - last).total_seconds() < grace_seconds:
+                continue
+            # One point update each (FerretDB scans for `$in`); only stuck posts get here.
+            self._posts.update_one({"_id": doc["_id"]}, {"$set": {"claimed_at": now}})
+            claimed.append(post_from_doc(doc))
+        return claimed
 
     def add_like(self, post_id: int, user_id: int, at: datetime) -> Post | None:
         """Idempotent like of a live post. Returns the updated post when a like was added, None

@@ -62,8 +62,12 @@ class PendingRepair:
     ) -> RepairReport:
         t0 = time.monotonic()
         below = older_than_id or lowest_id_at(int((self._clock() - min_age_seconds) * 1000))
-        delivered = self._requeue("deliver", below, lambda p: PushPost(p.author_id, p.id))
-        retracted = self._requeue("retract", below, lambda p: RetractPost(p.author_id, p.id))
+        delivered = self._requeue(
+            "deliver", below, min_age_seconds, lambda p: PushPost(p.author_id, p.id)
+        )
+        retracted = self._requeue(
+            "retract", below, min_age_seconds, lambda p: RetractPost(p.author_id, p.id)
+        )
         # A backfill re-queued while its first run is merely slow is harmless: the job is named,
         # its chunks idempotent, and whichever run completes switches the author to push.
         pending = self._graph.claim_stale_backfills(min_age_seconds, self._max_posts)
@@ -71,8 +75,10 @@ class PendingRepair:
             self._queue.send([BackfillAuthor(a, job) for a, job in pending[start : start + BATCH]])
         return RepairReport(delivered, retracted, len(pending), round(time.monotonic() - t0, 3))
 
-    def _requeue(self, follow_up: str, below: int, job_of: Callable[..., FanoutJob]) -> int:
-        posts = self._posts.pending_posts(follow_up, below, self._max_posts)
+    def _requeue(
+        self, follow_up: str, below: int, grace: int, job_of: Callable[..., FanoutJob]
+    ) -> int:
+        posts = self._posts.claim_pending_posts(follow_up, below, self._max_posts, grace)
         for start in range(0, len(posts), BATCH):
             self._queue.send([job_of(p) for p in posts[start : start + BATCH]])
         return len(posts)
