@@ -83,8 +83,14 @@ class FanoutJobHandler:
     # -- per kind --------------------------------------------------------------------------------
 
     def _is_live(self, post_id: int) -> bool:
-        # One point read per job: a push (head or chunk) redelivered after the post was deleted
-        # (and its retract already ran) must not write the id back into timelines.
+        """A push (head or chunk) redelivered after the post was deleted (and its retract
+        already ran) must not write the id back into timelines. The cache answers first: the
+        delete and its retract job both write the tombstone, and a new post's body is cached
+        at creation; the post store only on a miss (one Redis GET per chunk job instead of a
+        MongoDB read: fan-out lag)."""
+        cached = self._timelines.cached_posts([post_id]).get(post_id)
+        if cached is not None:
+            return not cached.is_deleted
         post = self._posts.get_post(post_id)
         return post is not None and not post.is_deleted
 
