@@ -10,6 +10,7 @@ deleted, muted and blocked, newest first.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,7 +19,9 @@ from feed_env import FeedEnv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsfeed.errors import Forbidden
+from feed_adapters.redis.client import make_redis
+from newsfeed.errors import Forbidden, NotFound, QueueUnavailable
+from newsfeed.jobs.cleanup import TimelineCleanup
 
 pytestmark = pytest.mark.integration
 
@@ -196,12 +199,6 @@ def _no_extra(env: FeedEnv, model: Model, ids: list[int], r: int, unsettled: set
 def test_home_feed_matches_model_under_async_delivery_and_faults(
     make_env: Callable[..., FeedEnv], steps: list[tuple]
 ) -> None:
-    import time
-
-    from feed_adapters.redis.client import make_redis
-    from newsfeed.errors import NotFound, QueueUnavailable
-    from newsfeed.jobs.cleanup import TimelineCleanup
-
     env = make_env(
         celebrity_threshold=THRESHOLD,
         timeline_max_len=4,

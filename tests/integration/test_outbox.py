@@ -22,6 +22,12 @@ def _queue_down(jobs: object) -> None:
     raise QueueUnavailable()
 
 
+def _author_and_fan(env: FeedEnv) -> tuple[int, int]:
+    """An author and an active follower whose timeline exists."""
+    author, fan = _author_and_fan(env)
+    return author, fan
+
+
 def _later(env: FeedEnv, seconds: float = 600) -> int:
     """A repair run as if `seconds` from now: everything pending before that is old enough."""
     return lowest_id_at(int((time.time() + seconds) * 1000))
@@ -31,9 +37,7 @@ def test_a_post_whose_job_could_not_be_queued_is_acknowledged_and_delivered_by_r
     make_env: Callable[..., FeedEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = make_env()
-    author, fan = env.user(), env.user()
-    env.services.social.follow(fan, author)
-    env.feed(fan)
+    author, fan = _author_and_fan(env)
     deliver = env.queue.send
     monkeypatch.setattr(env.queue, "send", _queue_down)
     post = env.services.posts.create(author, "no client retry")  # no Idempotency-Key either
@@ -50,9 +54,7 @@ def test_a_post_stored_while_redis_and_the_queue_failed_is_delivered_by_repair(
     make_env: Callable[..., FeedEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = make_env()
-    author, fan = env.user(), env.user()
-    env.services.social.follow(fan, author)
-    env.feed(fan)
+    author, fan = _author_and_fan(env)
     broken = make_env(redis_override=make_redis(env.settings.redis_host, 1))
     monkeypatch.setattr(broken.queue, "send", _queue_down)
     post = broken.services.posts.create(author, "stored in MongoDB only")
@@ -65,9 +67,7 @@ def test_a_delete_whose_retract_could_not_be_queued_is_retracted_by_repair(
     make_env: Callable[..., FeedEnv], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = make_env()
-    author, fan = env.user(), env.user()
-    env.services.social.follow(fan, author)
-    env.feed(fan)
+    author, fan = _author_and_fan(env)
     pid = env.post(author)
     assert env.timeline(fan) == [pid]
     deliver = env.queue.send

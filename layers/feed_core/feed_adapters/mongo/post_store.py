@@ -123,13 +123,16 @@ class MongoPostStore:
 
     def pending_posts(self, follow_up: str, below_id: int, limit: int) -> list[Post]:
         """Posts whose `follow_up` ("deliver" or "retract") has not been done, with ids below
-        `below_id` (older than the requests that may still be doing it), oldest first."""
-        cursor = (
+        `below_id` (older than the requests that may still be doing it), oldest first (tests
+        and tooling; the repair job claims them with `claim_pending_posts`)."""
+        return [post_from_doc(d) for d in self._pending(follow_up, below_id, limit)]
+
+    def _pending(self, follow_up: str, below_id: int, limit: int) -> Iterable[dict[str, Any]]:
+        return (
             self._posts.find({"pending": follow_up, "_id": {"$lt": doc_id(below_id)}})
             .sort("_id", ASCENDING)
             .limit(limit)
         )
-        return [post_from_doc(d) for d in cursor]
 
     def claim_pending_posts(
         self, follow_up: str, below_id: int, limit: int, grace_seconds: int
@@ -138,12 +141,7 @@ class MongoPostStore:
         post whose re-queued job is merely slow is not re-queued again at every run."""
         now = datetime.now(UTC)
         claimed = []
-        cursor = (
-            self._posts.find({"pending": follow_up, "_id": {"$lt": doc_id(below_id)}})
-            .sort("_id", ASCENDING)
-            .limit(limit)
-        )
-        for doc in cursor:
+        for doc in self._pending(follow_up, below_id, limit):
             last = aware(doc.get("claimed_at"))
             if last is not None and (now - last).total_seconds() < grace_seconds:
                 continue

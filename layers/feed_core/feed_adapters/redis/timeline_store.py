@@ -385,15 +385,7 @@ class RedisTimelineStore:
         if n:
             pipe.execute()
 
-    # -- engagement event buffer ------------------------------------------------------------
-
-    def buffer_events(self, events: Sequence[dict]) -> None:
-        """Append events (each with a unique `event_id`) for the roll-up to store later."""
-        if events:
-            self._r.rpush(
-                ENGAGEMENT_BUFFER_KEY,
-                *(json.dumps(e, separators=(",", ":"), default=_iso) for e in events),
-            )
+    # -- engagement event buffer of earlier releases (drained, no longer written) ----------
 
     def drain_events(self, store: Callable[[list[dict]], None], batch: int = DRAIN_BATCH) -> int:
         """Hand every buffered event to `store` (which must ignore events it already has), in
@@ -411,9 +403,6 @@ class RedisTimelineStore:
             store([_event_from_json(r) for r in raw])
             self._r.ltrim(ENGAGEMENT_DRAINING_KEY, len(raw), -1)
             drained += len(raw)
-
-    def buffered_event_count(self) -> int:
-        return int(self._r.llen(ENGAGEMENT_BUFFER_KEY)) + int(self._r.llen(ENGAGEMENT_DRAINING_KEY))
 
     # -- impression counts ---------------------------------------------------------------------
 
