@@ -24,7 +24,9 @@ def _queue_down(jobs: object) -> None:
 
 def _author_and_fan(env: FeedEnv) -> tuple[int, int]:
     """An author and an active follower whose timeline exists."""
-    author, fan = _author_and_fan(env)
+    author, fan = env.user(), env.user()
+    env.services.social.follow(fan, author)
+    env.feed(fan)
     return author, fan
 
 
