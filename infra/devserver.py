@@ -7,7 +7,8 @@
 Same app factory and routers as the Lambda functions; the stores come from the usual settings
 (POSTGRES_PORT, REDIS_PORT, MONGODB_URL, ...). Tokens are verified with the local key pair from
 `mint_token.py` unless JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE says otherwise, and the public key is
-served as JWKS at /.well-known/jwks.json (for the emulator's JWT authorizer).
+served as JWKS at /.well-known/jwks.json (for the emulator's JWT authorizer). Prometheus scrapes
+/metrics: the metric catalogue (newsfeed.telemetry) of every request this server handles.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
+from feed_adapters.prometheus.telemetry import CONTENT_TYPE_LATEST, PrometheusTelemetry
 from feed_api.app import create_app
 from feed_api.routers import feed, posts, users
 from feed_wiring.root import Services, lazy_services
@@ -38,12 +40,18 @@ def local_settings(keys_dir: Path = DEFAULT_KEYS_DIR) -> Settings:
     return dataclasses.replace(settings, jwt_public_key_file=str(pair.public_pem))
 
 
-def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
+def build_app(
+    settings: Settings,
+    services: Services | None = None,
+    telemetry: PrometheusTelemetry | None = None,
+) -> FastAPI:
+    telemetry = telemetry or PrometheusTelemetry()
     app = create_app(
         settings,
-        services if services is not None else lazy_services(settings),
+        services if services is not None else lazy_services(settings, telemetry),
         [users.router, posts.router, feed.router],
         title="Feed API (local)",
+        telemetry=telemetry,
     )
     public_key_file = settings.jwt_public_key_file
 
@@ -57,6 +65,16 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
         if not public_key_file:
             return {"keys": []}
         return jwks_document(Path(public_key_file).read_bytes())
+
+    @app.get(
+        "/metrics",
+        tags=["monitoring"],
+        summary="Prometheus metrics of this server",
+        description="Only on the dev server: the text exposition format, for Prometheus.",
+        response_class=Response,
+    )
+    def metrics() -> Response:
+        return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -6,8 +6,11 @@ Drops the Redis timelines of users inactive beyond ACTIVE_DAYS; their next read 
 import os
 
 from feed_lambda.handlers import scheduled_handler
-from feed_wiring.root import get_services
+from feed_lambda.observability import observability
+from feed_wiring.root import lazy_services
 from feed_wiring.settings import Settings
 
 settings = Settings.from_env(os.environ)
-handler = scheduled_handler("cleanup", lambda event: get_services(settings).cleanup.run())
+obs = observability("cleanup")
+services = lazy_services(settings, obs.telemetry)
+handler = scheduled_handler(obs, lambda event: services().cleanup.run(), settings.pushgateway_url)

@@ -4,8 +4,11 @@ fan-out job, run by the domain's job handler; see feed_lambda.handlers.fanout_ha
 import os
 
 from feed_lambda.handlers import fanout_handler
-from feed_wiring.root import get_services
+from feed_lambda.observability import observability
+from feed_wiring.root import lazy_services
 from feed_wiring.settings import Settings
 
 settings = Settings.from_env(os.environ)
-handler = fanout_handler(lambda body: get_services(settings).fanout.handle_message(body))
+obs = observability("fanout")
+services = lazy_services(settings, obs.telemetry)
+handler = fanout_handler(lambda body: services().fanout.handle_message(body), obs)

@@ -7,8 +7,11 @@ miss Redis; returns and logs how many it checked and warmed and how long it took
 import os
 
 from feed_lambda.handlers import scheduled_handler
-from feed_wiring.root import get_services
+from feed_lambda.observability import observability
+from feed_wiring.root import lazy_services
 from feed_wiring.settings import Settings
 
 settings = Settings.from_env(os.environ)
-handler = scheduled_handler("prewarm", lambda event: get_services(settings).prewarm.run())
+obs = observability("prewarm")
+services = lazy_services(settings, obs.telemetry)
+handler = scheduled_handler(obs, lambda event: services().prewarm.run(), settings.pushgateway_url)

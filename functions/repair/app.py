@@ -8,8 +8,11 @@ returns and logs how many it repaired.
 import os
 
 from feed_lambda.handlers import scheduled_handler
-from feed_wiring.root import get_services
+from feed_lambda.observability import observability
+from feed_wiring.root import lazy_services
 from feed_wiring.settings import Settings
 
 settings = Settings.from_env(os.environ)
-handler = scheduled_handler("repair", lambda event: get_services(settings).repair.run())
+obs = observability("repair")
+services = lazy_services(settings, obs.telemetry)
+handler = scheduled_handler(obs, lambda event: services().repair.run(), settings.pushgateway_url)

@@ -12,20 +12,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from feed_lambda.handlers import scheduled_handler
-from feed_wiring.root import get_services
+from feed_lambda.observability import observability
+from feed_wiring.root import lazy_services
 from feed_wiring.settings import Settings
 
 if TYPE_CHECKING:
     from newsfeed.jobs.rollup import RollupReport
 
 settings = Settings.from_env(os.environ)
+obs = observability("rollup")
+services = lazy_services(settings, obs.telemetry)
 
 
 def run(event: dict[str, Any]) -> RollupReport:
     since = event.get("since")
-    return get_services(settings).rollup.run(
+    return services().rollup.run(
         since=datetime.fromisoformat(since) if isinstance(since, str) else None
     )
 
 
-handler = scheduled_handler("rollup", run)
+handler = scheduled_handler(obs, run, settings.pushgateway_url)

@@ -5,9 +5,17 @@ import os
 from feed_api.app import create_app
 from feed_api.routers import users
 from feed_lambda.handlers import http_handler
+from feed_lambda.observability import observability
 from feed_wiring.root import lazy_services
 from feed_wiring.settings import Settings
 
 settings = Settings.from_env(os.environ)
-app = create_app(settings, lazy_services(settings), [users.router], title="Feed API: social")
-handler = http_handler(app, service="social")
+obs = observability("social")
+app = create_app(
+    settings,
+    lazy_services(settings, obs.telemetry),
+    [users.router],
+    title="Feed API: social",
+    telemetry=obs.telemetry,
+)
+handler = http_handler(app, obs)

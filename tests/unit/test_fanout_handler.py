@@ -44,7 +44,7 @@ def fanout(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, FakeFanout]:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "FeedPlatformTest")
     module = load_app("fanout")
     fake = FakeFanout()
-    monkeypatch.setattr(module, "get_services", lambda settings: SimpleNamespace(fanout=fake))
+    monkeypatch.setattr(module, "services", lambda: SimpleNamespace(fanout=fake))
     return module, fake
 
 

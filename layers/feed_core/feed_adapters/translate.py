@@ -6,6 +6,9 @@ with Redis hung took 12 s). With it, the first call that fails opens the breaker
 cool-down: every later call fails at once with the store's `StoreUnavailable`, which the domain
 turns into a degraded answer or a 503. After the cool-down one call is let through as a probe;
 its success closes the breaker.
+
+Every failure is counted by store and kind (`feed_store_errors_total`): timeout, unavailable,
+busy, or shed (refused by the open breaker without a call).
 """
 
 from __future__ import annotations
@@ -18,20 +21,43 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from newsfeed.errors import StoreUnavailable
+from newsfeed.telemetry import NO_TELEMETRY, STORE_ERRORS, Telemetry
 
 C = TypeVar("C", bound=type)
 
 DEFAULT_COOL_DOWN_SECONDS = 2.0
 
 
+def failure_kind(exc: BaseException) -> str:
+    """ "timeout" when the driver gave up waiting (the exception or one it chains is a timeout),
+    else "unavailable" (refused, reset, failing over). pymongo's server selection timeout is a
+    timeout only when the server did not answer; a refused connection ends that way too."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        name = type(seen).__name__.lower()
+        if "serverselection" in name:
+            return "timeout" if "timed out" in str(seen) else "unavailable"
+        if isinstance(seen, TimeoutError) or "timeout" in name:
+            return "timeout"
+        seen = seen.__cause__ or seen.__context__
+    return "unavailable"
+
+
 class StoreBreaker:
-    """Per store client, shared by its threads. Open after a failure for `cool_down` seconds."""
+    """Per store client, shared by its threads. Open after a failure for `cool_down` seconds.
+    `store` and `telemetry` say where its failures are counted."""
 
     def __init__(
         self,
+        store: str = "",
+        telemetry: Telemetry = NO_TELEMETRY,
         cool_down: float = DEFAULT_COOL_DOWN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.store = store
+        self._telemetry = telemetry
         self._cool_down = cool_down
         self._clock = clock
         self._open_until = 0.0
@@ -66,6 +92,10 @@ class StoreBreaker:
                 self._open_until = 0.0
                 self._probing = False
 
+    def record(self, kind: str) -> None:
+        """Count one failed call of this store."""
+        self._telemetry.count(STORE_ERRORS, store=self.store or "unknown", kind=kind)
+
     @property
     def is_open(self) -> bool:
         return self._open_until != 0.0
@@ -94,12 +124,15 @@ def _wrap(
             breaker: StoreBreaker | None = getattr(self, "breaker", None)
             guarded = breaker is not None and not breaker.nested()
             if guarded and not breaker.allow():  # type: ignore[union-attr]
+                breaker.record("shed")  # type: ignore[union-attr]
                 raise domain_error()
             outcome = "answered"
             try:
                 yield from method(self, *args, **kwargs)
             except driver_errors as exc:
                 outcome = "failed"
+                if guarded:
+                    breaker.record(failure_kind(exc))  # type: ignore[union-attr]
                 raise domain_error() from exc
             finally:
                 # Also when the consumer stops early (GeneratorExit): a probe that is never
@@ -119,8 +152,12 @@ def _wrap(
             try:
                 return method(self, *args, **kwargs)
             except (*busy_errors, *driver_errors) as exc:
+                # Counted here, where the driver error is seen; the outer call only fails.
+                if breaker is not None:
+                    breaker.record("busy" if isinstance(exc, busy_errors) else failure_kind(exc))
                 raise domain_error() from exc
         if not breaker.allow():
+            breaker.record("shed")
             raise domain_error()
         breaker.enter()
         try:
@@ -129,11 +166,13 @@ def _wrap(
             # The store answered: it is busy (a lock wait or a statement past its timeout,
             # a deadlock). The caller may retry; other calls need not be failed fast.
             breaker.succeeded()
+            breaker.record("busy")
             raise domain_error() from exc
         except driver_errors as exc:
             breaker.failed()
+            breaker.record(failure_kind(exc))
             raise domain_error() from exc
-        except domain_error:  # from a nested call of the same adapter
+        except domain_error:  # from a nested call of the same adapter (counted there)
             breaker.failed()
             raise
         except BaseException:

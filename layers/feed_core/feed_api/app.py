@@ -8,8 +8,10 @@ from fastapi import APIRouter, FastAPI
 
 from feed_api.auth import TokenVerifier
 from feed_api.errors import install_error_handlers, route_methods
+from feed_api.metrics import RequestMetrics
 from feed_wiring.root import Services, ServicesProvider
 from feed_wiring.settings import Settings
+from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 
 API_VERSION = "1.0.0"
 
@@ -40,12 +42,13 @@ def create_app(
     *,
     title: str = "Feed API",
     verifier: TokenVerifier | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> FastAPI:
     """An app serving `routers`.
 
     `services` is either ready-made (tests) or a provider called per request that returns the
     process-wide instance (`feed_wiring.root.lazy_services`), so the app can be built at import time
-    without connecting to anything.
+    without connecting to anything. Every request's duration is measured into `telemetry`.
     """
     app = FastAPI(
         title=title,
@@ -63,4 +66,6 @@ def create_app(
         app.include_router(router)
     # For the Allow header of a 405: every method of a path, across the routes serving it.
     app.state.route_methods = route_methods(routers)
+    if telemetry is not NO_TELEMETRY:
+        app.add_middleware(RequestMetrics, telemetry=telemetry, routes=lambda: app.routes)
     return app

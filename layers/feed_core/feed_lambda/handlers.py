@@ -9,13 +9,15 @@ jobs do not pay for the web stack at cold start.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 
-from .observability import observability
+from newsfeed.telemetry import JOB_DURATION_SECONDS, JOB_ITEMS, JOB_LAST_SUCCESS
+
+from .observability import Observability
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -24,11 +26,11 @@ if TYPE_CHECKING:
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def http_handler(app: FastAPI, service: str) -> LambdaHandler:
-    """The Lambda handler for an API function: API Gateway HTTP API (payload 2.0) -> `app`."""
+def http_handler(app: FastAPI, obs: Observability) -> LambdaHandler:
+    """The Lambda handler for an API function: API Gateway HTTP API (payload 2.0) -> `app`.
+    The app measures each request (`feed_api.metrics`) into `obs.telemetry`, flushed here."""
     from mangum import Mangum
 
-    obs = observability(service)
     # lifespan off: the app has no startup work, and Mangum would otherwise run the lifespan
     # protocol on every cold start.
     asgi = Mangum(app, lifespan="off")
@@ -40,11 +42,10 @@ def http_handler(app: FastAPI, service: str) -> LambdaHandler:
     @obs.tracer.capture_lambda_handler(capture_response=False)
     @obs.metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        response = asgi(event, context)
-        status = int(response.get("statusCode", 500))
-        # API Gateway counts 4xx/5xx too; this one is per function and costs no extra call.
-        obs.metrics.add_metric(name=f"Responses{status // 100}xx", unit=MetricUnit.Count, value=1)
-        return response
+        try:
+            return asgi(event, context)
+        finally:
+            obs.telemetry.flush()
 
     return handler
 
@@ -53,37 +54,66 @@ class JobReport(Protocol):
     def to_dict(self) -> dict[str, int | float]: ...
 
 
-def scheduled_handler(service: str, run: Callable[[dict[str, Any]], JobReport]) -> LambdaHandler:
+def scheduled_handler(
+    obs: Observability,
+    run: Callable[[dict[str, Any]], JobReport],
+    pushgateway_url: str | None = None,
+) -> LambdaHandler:
     """The Lambda handler for a scheduled job (EventBridge schedule, or `make invoke`).
 
     `run` gets the event (a standard "Scheduled Event", or the schedule's custom Input) and
-    returns a report; the report is logged, published as metrics (counts, and `seconds` as the
-    job's duration) and returned as the function's result.
+    returns a report; the report is logged and returned as the function's result. The run's
+    duration, its success time and the report's counts are published as the catalogue's job
+    metrics (EMF), and pushed to the Pushgateway at `pushgateway_url` when one is configured
+    (locally: a batch job is over before Prometheus could scrape it).
     """
-    obs = observability(service)
+    service = obs.service
+
+    def publish(seconds: float, report: dict[str, int | float] | None) -> None:
+        obs.telemetry.set(JOB_DURATION_SECONDS, seconds, job=service)
+        if report is not None:
+            obs.telemetry.set(JOB_LAST_SUCCESS, time.time(), job=service)
+            for item, value in report.items():
+                if item != "seconds":
+                    obs.telemetry.set(JOB_ITEMS, value, job=service, item=item)
+        obs.telemetry.flush()
+        if pushgateway_url:
+            from feed_adapters.prometheus.pushgateway import push_job_run
+
+            push_job_run(
+                pushgateway_url,
+                service,
+                seconds,
+                time.time(),
+                report or {},
+                succeeded=report is not None,
+            )
 
     @obs.logger.inject_lambda_context(clear_state=True)
     @obs.tracer.capture_lambda_handler(capture_response=False)
     @obs.metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        report = run(event if isinstance(event, dict) else {}).to_dict()
-        for name, value in report.items():
-            unit = MetricUnit.Seconds if name == "seconds" else MetricUnit.Count
-            metric = "".join(part.title() for part in name.split("_"))
-            obs.metrics.add_metric(name=metric, unit=unit, value=value)
+        started = time.perf_counter()
+        try:
+            report = run(event if isinstance(event, dict) else {}).to_dict()
+        except Exception:
+            publish(time.perf_counter() - started, None)
+            raise
+        publish(time.perf_counter() - started, report)
         obs.logger.info(f"{service} finished", extra=report)
         return report
 
     return handler
 
 
-def fanout_handler(handle_message: Callable[[Any], None]) -> LambdaHandler:
+def fanout_handler(handle_message: Callable[[Any], None], obs: Observability) -> LambdaHandler:
     """The Lambda handler of the fan-out worker (SQS, ReportBatchItemFailures).
 
     Each message is one fan-out job (a JSON object) given to `handle_message`. A failing or
     malformed message is reported alone in `batchItemFailures`, so SQS retries only it (and
     moves it to the DLQ after maxReceiveCount); the jobs are idempotent, so a retry never
-    duplicates timeline entries.
+    duplicates timeline entries. The job handler measures each job into `obs.telemetry`
+    (done/failed by kind, fan-out lag, timelines written), flushed after each batch.
     """
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
@@ -91,7 +121,6 @@ def fanout_handler(handle_message: Callable[[Any], None]) -> LambdaHandler:
         process_partial_response,
     )
 
-    obs = observability("fanout")
     logger, tracer, metrics = obs.logger, obs.tracer, obs.metrics
     # raise_on_entire_batch_failure=False: when every message fails, report them all as
     # failures instead of raising, so SQS still retries message by message.
@@ -103,16 +132,17 @@ def fanout_handler(handle_message: Callable[[Any], None]) -> LambdaHandler:
             handle_message(json.loads(record.body))
         except Exception:
             logger.exception("fan-out job failed", extra={"message_id": record.message_id})
-            metrics.add_metric(name="FanoutJobsFailed", unit=MetricUnit.Count, value=1)
             raise
-        metrics.add_metric(name="FanoutJobsDone", unit=MetricUnit.Count, value=1)
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return process_partial_response(
-            event=event, record_handler=handle_record, processor=processor, context=context
-        )
+        try:
+            return process_partial_response(
+                event=event, record_handler=handle_record, processor=processor, context=context
+            )
+        finally:
+            obs.telemetry.flush()
 
     return handler

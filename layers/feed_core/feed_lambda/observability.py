@@ -1,17 +1,22 @@
-"""Powertools wiring shared by the Lambda entry points: JSON logs, traces, EMF metrics."""
+"""Powertools wiring shared by the Lambda entry points: JSON logs, traces, EMF metrics (the
+function's own, and the domain's telemetry through `EmfTelemetry`)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.shared import constants as powertools_env
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+from .telemetry import EmfTelemetry
 
 # POWERTOOLS_METRICS_NAMESPACE (template Globals) overrides it, e.g. per stage.
 DEFAULT_METRICS_NAMESPACE = "FeedPlatform"
@@ -21,6 +26,9 @@ TRACED_MODULES = ("botocore", "pymongo")
 # Our packages log through the standard library; they get the function's JSON output and
 # correlation id.
 OUR_LOGGERS = ("newsfeed", "feed_adapters", "feed_wiring", "feed_api", "feed_lambda")
+# `Metrics` carries only the cold-start metric (the rest is EmfTelemetry's): Powertools would
+# warn in every warm invocation's log that it has nothing else to publish.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 class NoTracer:
@@ -60,11 +68,16 @@ def tracing_enabled(env: Mapping[str, str] = os.environ) -> bool:
 class Observability:
     logger: Logger
     tracer: Tracer | NoTracer
-    metrics: Metrics
+    metrics: Metrics  # the function's own: cold starts
+    telemetry: EmfTelemetry  # the domain's catalogue (newsfeed.telemetry), flushed per invocation
+    service: str
 
 
+@cache
 def observability(service: str) -> Observability:
-    """Logger, Tracer and Metrics for one function; call once, at module level."""
+    """Logger, Tracer, Metrics and telemetry for one function, made once per process: the entry
+    module gives the telemetry to the services and the app, the handler flushes it."""
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
     logger = Logger(service=service)
     # Child loggers (newsfeed.feed.reader, ...) propagate to these.
     for name in OUR_LOGGERS:
@@ -77,8 +90,7 @@ def observability(service: str) -> Observability:
             if tracing_enabled()
             else NoTracer()
         ),
-        metrics=Metrics(
-            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
-            service=service,
-        ),
+        metrics=Metrics(namespace=namespace, service=service),
+        telemetry=EmfTelemetry(namespace, service),
+        service=service,
     )

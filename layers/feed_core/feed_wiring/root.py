@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from newsfeed.posting.service import PostService
     from newsfeed.social.graph import SocialGraphService
     from newsfeed.social.profiles import ProfileService
+    from newsfeed.telemetry import Telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class Services:
     # The feed policy and the timeline store, for tools and tests that inspect timelines.
     feeds: FeedManager
     timelines: TimelineStore
+    # Where the domain and the adapters measure (newsfeed.telemetry).
+    telemetry: Telemetry
 
 
 ServicesProvider = Callable[[], Services]
@@ -69,9 +72,11 @@ def build_services(
     redis_client: Any = None,
     queue: FanoutQueue | None = None,
     ids: IdGenerator | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Services:
     """Wire the services. Adapters not given are built from `settings`: the PostgreSQL pool,
-    the MongoDB database, the Redis client and the SQS queue (FANOUT_QUEUE_URL)."""
+    the MongoDB database, the Redis client and the SQS queue (FANOUT_QUEUE_URL). `telemetry`
+    (none by default) is where the domain and the adapters it builds measure."""
     # Imported here, not at module level: the domain and the drivers cost about 200 ms, which
     # the first request pays instead of every import of a function module.
     from newsfeed.cursor import CursorCodec
@@ -91,7 +96,9 @@ def build_services(
     from newsfeed.posting.service import PostService
     from newsfeed.social.graph import SocialGraphService
     from newsfeed.social.profiles import ProfileService
+    from newsfeed.telemetry import NO_TELEMETRY
 
+    telemetry = telemetry or NO_TELEMETRY
     if graph is None:
         from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 
@@ -103,6 +110,7 @@ def build_services(
                 statement_timeout_ms=settings.store_timeout_ms * 9 // 10,
             ),
             query_timeout_ms=settings.store_timeout_ms,
+            telemetry=telemetry,
         )
     if posts is None or engagement is None:
         from feed_adapters.mongo.database import make_database
@@ -111,7 +119,8 @@ def build_services(
         from feed_adapters.translate import StoreBreaker
 
         db = make_database(settings.mongodb_url, settings.mongodb_db, settings.store_timeout_ms)
-        breaker = getattr(posts, "breaker", None) or StoreBreaker()  # one per server
+        # One breaker per server.
+        breaker = getattr(posts, "breaker", None) or StoreBreaker("mongodb", telemetry)
         posts = posts or MongoPostStore(db, breaker)
         engagement = engagement or MongoEngagementStore(db, breaker)
     if timelines is None:
@@ -124,6 +133,7 @@ def build_services(
             post_ttl_seconds=settings.post_cache_ttl_seconds,
             trim_slack=settings.timeline_trim_slack,
             cluster=settings.redis_cluster,
+            telemetry=telemetry,
         )
     if queue is None and not settings.fanout_queue_url:
         queue = _NoFanoutQueue()
@@ -135,15 +145,24 @@ def build_services(
             region=settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
             timeout_ms=settings.store_timeout_ms,
+            telemetry=telemetry,
         )
     rules = settings.feed_rules()
     ids = ids or IdGenerator(settings.id_worker)
     cursors = CursorCodec(settings.cursor_secret)
     events = EngagementEvents(engagement, timelines)
-    feeds = FeedManager(timelines, posts, graph, active_days=rules.active_days)
-    bodies = PostBodies(posts, timelines)
+    feeds = FeedManager(timelines, posts, graph, active_days=rules.active_days, telemetry=telemetry)
+    bodies = PostBodies(posts, timelines, telemetry=telemetry)
     feed = HomeFeed(
-        graph, posts, timelines, feeds, bodies, cursors, events, active_days=rules.active_days
+        graph,
+        posts,
+        timelines,
+        feeds,
+        bodies,
+        cursors,
+        events,
+        active_days=rules.active_days,
+        telemetry=telemetry,
     )
     post_store = posts
     drain = ImpressionDrain(timelines, engagement)
@@ -167,6 +186,7 @@ def build_services(
             active_days=rules.active_days,
             chunk_size=rules.fanout_chunk_size,
             page_size=rules.fanout_page_size,
+            telemetry=telemetry,
         ),
         stats=StatsService(engagement, post_exists, graph.user_exists),
         prewarm=Prewarmer(
@@ -183,6 +203,7 @@ def build_services(
         repair=PendingRepair(posts, graph, queue),
         feeds=feeds,
         timelines=timelines,
+        telemetry=telemetry,
     )
 
 
@@ -206,14 +227,15 @@ _built: dict[Settings, Services] = {}
 _lock = Lock()
 
 
-def get_services(settings: Settings) -> Services:
-    """The process-wide services for these settings, built on first use."""
+def get_services(settings: Settings, telemetry: Telemetry | None = None) -> Services:
+    """The process-wide services for these settings, built on first use (measuring into
+    `telemetry`, the process's: EMF on Lambda, Prometheus in the dev server)."""
     services = _built.get(settings)
     if services is None:
         with _lock:  # the dev server calls this from worker threads
             services = _built.get(settings)
             if services is None:
-                services = build_services(settings)
+                services = build_services(settings, telemetry=telemetry)
                 _built[settings] = services
     return services
 
@@ -224,6 +246,6 @@ def use_services(settings: Settings, services: Services) -> None:
         _built[settings] = services
 
 
-def lazy_services(settings: Settings) -> ServicesProvider:
-    """A provider for the HTTP app: nothing connects until the first request."""
-    return partial(get_services, settings)
+def lazy_services(settings: Settings, telemetry: Telemetry | None = None) -> ServicesProvider:
+    """A provider for the HTTP app and the jobs: nothing connects until the first call."""
+    return partial(get_services, settings, telemetry)

@@ -74,6 +74,9 @@ class Settings:
     cursor_secret: str = "local-dev-cursor-secret"
     # Snowflake worker id (0..1023); None picks a random one per process.
     id_worker: int | None = None
+    # Monitoring. Scheduled jobs push each run's result here when set (locally `make up`
+    # starts one); on AWS they publish EMF metrics only.
+    pushgateway_url: str | None = None
 
     def feed_rules(self) -> FeedRules:
         # Imported here: the entry points read their settings at init, the rules are needed

@@ -60,7 +60,7 @@ DUPLICATE_KEY = 11000
 class MongoEngagementStore:
     def __init__(self, db: Database, breaker: StoreBreaker | None = None) -> None:
         # One breaker per server: the post and engagement stores share it when wired together.
-        self.breaker = breaker or StoreBreaker()
+        self.breaker = breaker or StoreBreaker("mongodb")
         self._events = db.engagement_events
         self._stats = db.engagement_stats
         self._state = db.job_state

@@ -37,7 +37,7 @@ DELIVER, RETRACT = "deliver", "retract"
 class MongoPostStore:
     def __init__(self, db: Database, breaker: StoreBreaker | None = None) -> None:
         # One breaker per server: the post and engagement stores share it when wired together.
-        self.breaker = breaker or StoreBreaker()
+        self.breaker = breaker or StoreBreaker("mongodb")
         self._db = db
         self._posts = db.posts
         self._likes = db.likes

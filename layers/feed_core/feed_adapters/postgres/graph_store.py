@@ -18,6 +18,7 @@ from psycopg import errors as pg_errors
 from newsfeed.errors import Conflict, DuplicateId, Forbidden, GraphStoreUnavailable, NotFound
 from newsfeed.fanout.rule import Threshold, mode_after_count
 from newsfeed.model import BlockChange, FollowChange, ReaderGraph, User
+from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 
 from ..translate import StoreBreaker, unavailable_on
 from .watchdog import WATCHDOG
@@ -84,10 +85,16 @@ def make_pool(
 
 @unavailable_on(UNAVAILABLE_ERRORS, GraphStoreUnavailable, BUSY_ERRORS)
 class PostgresGraphStore:
-    def __init__(self, pool: ConnectionPool, *, query_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        query_timeout_ms: int = 30_000,
+        telemetry: Telemetry = NO_TELEMETRY,
+    ) -> None:
         self._pool = pool
         self._query_timeout = query_timeout_ms / 1000
-        self.breaker = StoreBreaker()
+        self.breaker = StoreBreaker("postgres", telemetry)
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:

@@ -17,6 +17,7 @@ from redis import exceptions as redis_errors
 from newsfeed.errors import TimelineStoreUnavailable
 from newsfeed.ids import to_member
 from newsfeed.model import LIST_BUILDING, LIST_READY, ListRead, Post
+from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 
 from ..translate import StoreBreaker, unavailable_on
 from .keys import (
@@ -115,8 +116,9 @@ class RedisTimelineStore:
         post_ttl_seconds: int,
         trim_slack: int | None = None,
         cluster: bool = False,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
-        self.breaker = StoreBreaker()
+        self.breaker = StoreBreaker("redis", telemetry)
         self._r = client
         self.max_len = max_len
         self._post_ttl = post_ttl_seconds
@@ -403,6 +405,21 @@ class RedisTimelineStore:
             store([_event_from_json(r) for r in raw])
             self._r.ltrim(ENGAGEMENT_DRAINING_KEY, len(raw), -1)
             drained += len(raw)
+
+    def engagement_backlog(self) -> int:
+        """Entries waiting for a drain: (post, hour) impression counts in the hashes the index
+        names (taken or not), and raw events in the old buffer. A few dozen hashes at most: the
+        impressions job drains every minute."""
+        names = {
+            *(_text(n) for n in self._r.smembers(IMPRESSION_INDEX_KEY)),
+            *(_text(n) for n in self._r.smembers(IMPRESSION_DRAINING_INDEX_KEY)),
+        }
+        pipe = self._r.pipeline(transaction=False)
+        for name in sorted(names):
+            pipe.hlen(name)
+        pipe.llen(ENGAGEMENT_BUFFER_KEY)
+        pipe.llen(ENGAGEMENT_DRAINING_KEY)
+        return sum(int(n) for n in pipe.execute())
 
     # -- impression counts ---------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from newsfeed.errors import QueueUnavailable
 from newsfeed.fanout.jobs import FanoutJob, to_message
+from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 
-from ..translate import StoreBreaker
+from ..translate import StoreBreaker, failure_kind
 
 SQS_BATCH_LIMIT = 10  # SendMessageBatch takes at most 10 entries
 
@@ -25,6 +26,7 @@ class SqsFanoutQueue:
         client: Any = None,
         max_attempts: int = 3,
         timeout_ms: int = 800,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         if not queue_url:
             raise ValueError("queue_url is required")
@@ -36,7 +38,7 @@ class SqsFanoutQueue:
         self._timeout = timeout_ms / 1000
         # Like the stores': after one failure, sends fail fast for a while (a request with an
         # unreachable SQS pays one timeout, not one per job it sends).
-        self.breaker = StoreBreaker()
+        self.breaker = StoreBreaker("sqs", telemetry)
 
     def _sqs(self) -> Any:
         if self._client is None:
@@ -61,11 +63,13 @@ class SqsFanoutQueue:
         from botocore.exceptions import BotoCoreError, ClientError
 
         if not self.breaker.allow():
+            self.breaker.record("shed")
             raise QueueUnavailable()
         try:
             self._send([json.dumps(to_message(j), separators=(",", ":")) for j in jobs])
         except (BotoCoreError, ClientError, QueueUnavailable) as exc:
             self.breaker.failed()
+            self.breaker.record(failure_kind(exc))
             if isinstance(exc, QueueUnavailable):
                 raise
             raise QueueUnavailable() from exc

@@ -3,12 +3,22 @@ so a redelivered message changes nothing."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..feed.manager import FeedManager
+from ..ids import id_to_ms
 from ..ports import FanoutQueue, GraphStore, PostStore, TimelineStore
+from ..telemetry import (
+    FANOUT_CHUNK_JOBS,
+    FANOUT_JOBS,
+    FANOUT_LAG_SECONDS,
+    FANOUT_TIMELINES_WRITTEN,
+    NO_TELEMETRY,
+    Telemetry,
+)
 from .jobs import (
     BackfillAuthor,
     BackfillAuthorChunk,
@@ -26,6 +36,19 @@ from .jobs import (
 )
 from .rule import plan_chunks
 
+# The `kind` label of the fan-out metrics: one per job type (the wire format's `kind` names the
+# head and its chunks alike).
+METRIC_KIND: dict[type, str] = {
+    PushPost: "push",
+    PushPostChunk: "push_chunk",
+    RetractPost: "retract",
+    RetractPostChunk: "retract_chunk",
+    BackfillAuthor: "backfill",
+    BackfillAuthorChunk: "backfill_chunk",
+    MergeAuthor: "merge",
+    RefreshPost: "refresh",
+}
+
 
 class FanoutJobHandler:
     def __init__(
@@ -39,7 +62,11 @@ class FanoutJobHandler:
         active_days: int,
         chunk_size: int,
         page_size: int,
+        telemetry: Telemetry = NO_TELEMETRY,
+        wall_ms: Callable[[], float] = lambda: time.time() * 1000,
     ) -> None:
+        self._telemetry = telemetry
+        self._wall_ms = wall_ms
         self._graph = graph
         self._posts = posts
         self._feeds = feeds
@@ -51,9 +78,23 @@ class FanoutJobHandler:
 
     def handle_message(self, body: Any) -> None:
         """A decoded message body: parsed strictly (`InvalidJob` if malformed), then run."""
-        self.handle(parse_job(body))
+        try:
+            job = parse_job(body)
+        except Exception:
+            self._telemetry.count(FANOUT_JOBS, kind="invalid", outcome="failed")
+            raise
+        self.handle(job)
 
     def handle(self, job: FanoutJob) -> None:
+        kind = METRIC_KIND.get(type(job), "unknown")
+        try:
+            self._run(job)
+        except Exception:
+            self._telemetry.count(FANOUT_JOBS, kind=kind, outcome="failed")
+            raise
+        self._telemetry.count(FANOUT_JOBS, kind=kind, outcome="done")
+
+    def _run(self, job: FanoutJob) -> None:
         match job:
             case PushPost():
                 self._push_post(job)
@@ -155,13 +196,19 @@ class FanoutJobHandler:
                 run_range(ChunkRange(after, upto, 0, 1))
             return True
         self._queue.send(chunk_jobs(job, ranges, plan=uuid.uuid4().hex[:12]))
+        self._telemetry.count(FANOUT_CHUNK_JOBS, len(ranges), kind=METRIC_KIND[type(job)])
         return False
 
     def _push_range(self, author_id: int, post_id: int, span: ChunkRange) -> None:
         followers = self._graph.follower_ids_in_range(
             author_id, span.after_id, span.upto_id, active_days=self._active_days
         )
-        self._feeds.push(followers, post_id)
+        written = self._feeds.push(followers, post_id)
+        self._telemetry.observe(FANOUT_TIMELINES_WRITTEN, written, kind="push")
+        # Measured at every write, redeliveries included: what a follower waits is the last
+        # chunk's lag, and a retried chunk is late.
+        lag = max(0.0, (self._wall_ms() - id_to_ms(post_id)) / 1000)
+        self._telemetry.observe(FANOUT_LAG_SECONDS, lag)
 
     def _retract_range(self, author_id: int, post_id: int, span: ChunkRange) -> None:
         # All followers, active or not: an inactive one's stale timeline is unioned on rebuild.
@@ -174,4 +221,5 @@ class FanoutJobHandler:
         followers = self._graph.follower_ids_in_range(
             author_id, span.after_id, span.upto_id, active_days=self._active_days
         )
-        self._feeds.backfill(followers, author_id)
+        written = self._feeds.backfill(followers, author_id)
+        self._telemetry.observe(FANOUT_TIMELINES_WRITTEN, written, kind="backfill")

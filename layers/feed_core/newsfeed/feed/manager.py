@@ -16,23 +16,38 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from ..errors import PostStoreUnavailable
 from ..model import LIST_READY, ListRead, Post, ReaderGraph
 from ..ports import GraphStore, PostStore, TimelineStore
+from ..telemetry import NO_TELEMETRY, TIMELINE_REBUILDS, Telemetry
 from .merge import Stream, merge_newest_first
 
 log = logging.getLogger(__name__)
 
 
+class Populated(NamedTuple):
+    graph: ReaderGraph
+    usable: bool  # the timeline can be read (False: a rebuild could not finish)
+    rebuilt: bool
+
+
 class FeedManager:
     def __init__(
-        self, timelines: TimelineStore, posts: PostStore, graph: GraphStore, *, active_days: int
+        self,
+        timelines: TimelineStore,
+        posts: PostStore,
+        graph: GraphStore,
+        *,
+        active_days: int,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._timelines = timelines
         self._posts = posts
         self._graph = graph
         self._active_days = active_days
+        self._telemetry = telemetry
 
     @property
     def max_len(self) -> int:
@@ -82,12 +97,14 @@ class FeedManager:
     def retract(self, follower_ids: Iterable[int], post_id: int) -> None:
         self._timelines.remove(follower_ids, [post_id])
 
-    def backfill(self, follower_ids: Iterable[int], author_id: int) -> None:
-        """The author's recent posts into each follower's timeline. The list's horizon travels
-        along: below it those timelines are not complete."""
+    def backfill(self, follower_ids: Iterable[int], author_id: int) -> int:
+        """The author's recent posts into each follower's timeline; returns how many timelines
+        were written. The list's horizon travels along: below it those timelines are not
+        complete."""
         recent = self.recent_posts([author_id])[author_id]
-        if recent.ids:
-            self._timelines.push(follower_ids, recent.ids, horizon=recent.horizon)
+        if not recent.ids:
+            return 0
+        return self._timelines.push(follower_ids, recent.ids, horizon=recent.horizon)
 
     # -- one reader's graph changes --------------------------------------------------------------
 
@@ -103,18 +120,19 @@ class FeedManager:
 
     # -- populate -------------------------------------------------------------------------------
 
-    def populate(self, graph: ReaderGraph) -> tuple[ReaderGraph, bool]:
+    def populate(self, graph: ReaderGraph) -> Populated:
         """Make the reader's timeline ready, rebuilding it when it is missing, still building,
         or stale (the reader was inactive, so fan-out skipped them). Returns the graph as read
-        (re-read if a rebuild ran) and whether the timeline is usable."""
+        (re-read if a rebuild ran), whether the timeline is usable and whether it was rebuilt."""
         state = self._timelines.timeline_state(graph.reader_id)
         if state.ready and not graph.inactive:
-            return graph, True
+            return Populated(graph, True, False)
+        self._telemetry.count(TIMELINE_REBUILDS, cause="stale" if state.ready else "missing")
         self._timelines.begin_timeline_rebuild(graph.reader_id)
         # Re-read the graph now that fan-out writes into this timeline: a followee that switched
         # to push just before must be in the rebuild, or its backfill could pass us by.
         graph = self._graph.reader_graph(graph.reader_id, self._active_days) or graph
-        return graph, self._rebuild_timeline(graph)
+        return Populated(graph, self._rebuild_timeline(graph), True)
 
     def _rebuild_timeline(self, graph: ReaderGraph) -> bool:
         max_len = self._timelines.max_len

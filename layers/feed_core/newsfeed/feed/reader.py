@@ -10,6 +10,8 @@ of older items). With the timeline store down the page comes from the post store
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 
 from ..cursor import CursorCodec
 from ..engagement import EngagementEvents
@@ -18,6 +20,7 @@ from ..model import FeedPage, ListRead, Post, ReaderGraph
 from ..paging import check_limit
 from ..ports import GraphStore, PostStore, TimelineStore
 from ..posting.bodies import PostBodies
+from ..telemetry import FEED_READ_SECONDS, NO_TELEMETRY, Telemetry
 from .manager import FeedManager
 from .merge import Stream, merge_newest_first, select_visible, stream_from_fetch
 
@@ -28,6 +31,21 @@ FETCH_SLACK = 10
 # Rounds of (read sources, merge, filter) per page; past this a short page is returned with a
 # cursor that resumes exactly where the merge stopped.
 MAX_FEED_ROUNDS = 8
+
+
+@dataclass(slots=True)
+class _ReadTrace:
+    """How one page was assembled, for the read-duration metric's outcome."""
+
+    rebuilt: bool = False  # a timeline or an author list was rebuilt from the post store
+    lazy: bool = False  # items past a list's cap came from the post store
+
+    def outcome(self, partial: bool) -> str:
+        if partial:
+            return "partial"
+        if self.rebuilt:
+            return "rebuilt"
+        return "lazy" if self.lazy else "cached"
 
 
 class HomeFeed:
@@ -42,7 +60,9 @@ class HomeFeed:
         events: EngagementEvents,
         *,
         active_days: int,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        self._telemetry = telemetry
         self._graph = graph
         self._posts = posts
         self._timelines = timelines
@@ -53,6 +73,7 @@ class HomeFeed:
         self._active_days = active_days
 
     def home_feed(self, reader_id: int, cursor: str | None, limit: int) -> FeedPage:
+        started = time.perf_counter()
         limit = check_limit(limit)
         below = self._cursors.decode_int("feed", cursor, "b")
         graph = self._graph.reader_graph(reader_id, self._active_days)
@@ -61,9 +82,10 @@ class HomeFeed:
         if graph.touch_due:
             # Before any rebuild: from here on fan-out treats the reader as active.
             self._graph.touch_active(reader_id)
+        trace = _ReadTrace()
         try:
-            graph, timeline_ok = self._feeds.populate(graph)
-            items, next_below, degraded = self._page(graph, below, limit, timeline_ok)
+            graph, timeline_ok, trace.rebuilt = self._feeds.populate(graph)
+            items, next_below, degraded = self._page(graph, below, limit, timeline_ok, trace)
             partial = degraded or not timeline_ok
         except TimelineStoreUnavailable:
             log.warning(
@@ -75,6 +97,9 @@ class HomeFeed:
             partial = True
         next_cursor = self._cursors.encode_int("feed", "b", next_below) if next_below else None
         self._events.impressions(reader_id, items)
+        self._telemetry.observe(
+            FEED_READ_SECONDS, time.perf_counter() - started, outcome=trace.outcome(partial)
+        )
         return FeedPage(items, next_cursor, partial)
 
     def warm(self, reader_id: int, limit: int) -> bool:
@@ -85,28 +110,35 @@ class HomeFeed:
         graph = self._graph.reader_graph(reader_id, self._active_days)
         if graph is None:
             return False
-        graph, timeline_ok = self._feeds.populate(graph)
-        self._page(graph, None, limit, timeline_ok)
+        graph, timeline_ok, _ = self._feeds.populate(graph)
+        self._page(graph, None, limit, timeline_ok, _ReadTrace())
         return True
 
     # -- page assembly -------------------------------------------------------------------------
 
     def _author_stream(
-        self, author_id: int, read: ListRead, below: int | None, fetch: int
+        self, author_id: int, read: ListRead, below: int | None, fetch: int, trace: _ReadTrace
     ) -> Stream:
         """An author's ids below the cursor: the author list while the cursor is above its
         horizon, the post store beneath it (lazy loading), rebuilding a missing list."""
         if read.ready and (below is None or below > read.horizon):
             return stream_from_fetch(read.ids, fetch, read.horizon)
         if not read.ready:
+            trace.rebuilt = True
             rebuilt = self._feeds.rebuild_author_list(author_id)
             if below is None or below > rebuilt.horizon:
                 ids = [i for i in rebuilt.ids if below is None or i < below][:fetch]
                 return stream_from_fetch(ids, fetch, rebuilt.horizon)
+        trace.lazy = True
         return stream_from_fetch(self._posts.author_post_ids(author_id, below, fetch), fetch, 0)
 
     def _page(
-        self, graph: ReaderGraph, below: int | None, limit: int, timeline_ok: bool
+        self,
+        graph: ReaderGraph,
+        below: int | None,
+        limit: int,
+        timeline_ok: bool,
+        trace: _ReadTrace,
     ) -> tuple[list[Post], int | None, bool]:
         visible = graph.visible_authors()
         pulled = [a for a in graph.pulled_authors() if a in visible]
@@ -129,11 +161,12 @@ class HomeFeed:
                     continue
                 timeline_horizon = timeline.horizon
                 if below is not None and below <= timeline_horizon:
+                    trace.lazy = True
                     continue  # the cursor is past the timeline's end: lazy-load from the authors
                 streams.append(stream_from_fetch(timeline.ids, fetch, timeline.horizon))
             for author_id, read in lists.items():
                 try:
-                    streams.append(self._author_stream(author_id, read, below, fetch))
+                    streams.append(self._author_stream(author_id, read, below, fetch, trace))
                 except PostStoreUnavailable:
                     log.warning("author %s unavailable for this page", author_id, exc_info=True)
                     degraded = True

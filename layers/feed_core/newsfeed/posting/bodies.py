@@ -10,14 +10,24 @@ from collections.abc import Iterable, Sequence
 from ..errors import PostStoreUnavailable, TimelineStoreUnavailable
 from ..model import Post
 from ..ports import PostStore, TimelineStore
+from ..telemetry import NO_TELEMETRY, POST_CACHE_LOOKUPS, Telemetry
 
 log = logging.getLogger(__name__)
 
 
 class PostBodies:
-    def __init__(self, posts: PostStore, timelines: TimelineStore) -> None:
+    def __init__(
+        self, posts: PostStore, timelines: TimelineStore, *, telemetry: Telemetry = NO_TELEMETRY
+    ) -> None:
         self._posts = posts
         self._timelines = timelines
+        self._telemetry = telemetry
+
+    def _looked_up(self, hits: int, misses: int) -> None:
+        if hits:
+            self._telemetry.count(POST_CACHE_LOOKUPS, hits, result="hit")
+        if misses:
+            self._telemetry.count(POST_CACHE_LOOKUPS, misses, result="miss")
 
     def get(self, post_id: int) -> Post | None:
         """One post (a deleted one too, marked), or None if it never existed."""
@@ -25,6 +35,7 @@ class PostBodies:
             cached = self._timelines.cached_posts([post_id]).get(post_id)
         except TimelineStoreUnavailable:
             cached = None
+        self._looked_up(1 if cached is not None else 0, 0 if cached is not None else 1)
         if cached is not None:
             return cached
         post = self._posts.get_post(post_id)
@@ -40,6 +51,7 @@ class PostBodies:
         except TimelineStoreUnavailable:
             found = {}
         misses = [i for i in post_ids if i not in found]
+        self._looked_up(len(post_ids) - len(misses), len(misses))
         if misses:
             try:
                 loaded = self._posts.get_posts(misses)

@@ -1,0 +1,2 @@
+"""Prometheus: the metric catalogue as prometheus-client collectors (`telemetry`), and scheduled
+job results pushed to a Pushgateway (`pushgateway`, standard library only)."""
