@@ -2,7 +2,7 @@
 
 The live check (every panel's query returns data after a workload) needs the running stack; here
 the dashboard is well formed, names only metrics the catalogue declares, and its provisioning,
-compose mounts agree with each other.
+compose mounts and renderer agree with each other.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra.monitoring import render_dashboard as rd
 from infra.monitoring.dashboard import (
     DEFAULT,
     GRAFANA_DIR,
@@ -198,3 +199,89 @@ def test_every_query_of_the_real_dashboard_is_substituted(dashboard):
     assert len(queries) >= len(panels(dashboard))
     for q in queries:
         assert "$__" not in q.expr and "${__" not in q.expr, q
+
+
+# -- the renderer, on a fabricated query_range answer (no Prometheus) ---------------------------
+
+
+def fake_matrix(series: dict[str, list[float]], t0: float = 1_700_000_000.0) -> dict:
+    return {
+        "resultType": "matrix",
+        "result": [
+            {
+                "metric": {"outcome": outcome},
+                "values": [[t0 + 15 * i, str(v)] for i, v in enumerate(values)],
+            }
+            for outcome, values in series.items()
+        ],
+    }
+
+
+def test_the_renderers_main_panels_are_in_the_dashboard(dashboard):
+    chosen = rd.main_panels(dashboard)
+    assert 6 <= len(chosen) <= 8
+    with pytest.raises(KeyError):
+        rd.main_panels(dashboard, ["not a panel"])
+
+
+def test_legends_follow_the_legend_format():
+    metric = {"__name__": "m", "kind": "head", "outcome": "done"}
+    assert rd.legend("{{kind}} {{ outcome }}", metric) == "head done"
+    assert rd.legend("", metric) == 'm{kind="head", outcome="done"}'
+    assert rd.legend("p99", {}) == "p99"
+
+
+def test_plotting_a_fabricated_query_range_answer_writes_a_png(tmp_path):
+    data = fake_matrix({"cached": [0.002, 0.003, "NaN"], "rebuilt": [0.02, 0.04, 0.03]})
+    series = rd.series_from_response(data, "{{outcome}}")
+    assert [s.label for s in series] == ["cached", "rebuilt"]
+    panel = rd.PanelData(1, "Feed read duration p99 by outcome", "what is bad", "s", series)
+    empty = rd.PanelData(2, "Fan-out lag p50 / p99", "nothing yet", "s", errors=["A: refused"])
+    assert panel.has_data and not empty.has_data
+
+    rd.render_panel(panel, tmp_path / "one.png", "a window")
+    rd.render_panel(empty, tmp_path / "empty.png")
+    rd.render_grid([panel, empty, panel], tmp_path / "grid.png", "grid")
+    for name in ("one.png", "empty.png", "grid.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_render_reports_panels_without_data_and_ignores_fallback_zeros(dashboard, tmp_path):
+    def query_for(start, end, step):
+        assert (end - start, step) == (900, 15)
+
+        def query(expr):
+            if "feed_read_duration_seconds_bucket[60s]" in expr:
+                return fake_matrix({"cached": [0.002, 0.004]})
+            if expr.endswith("or vector(0)"):
+                return {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, "0"]]}]}
+            return {"resultType": "matrix", "result": []}
+
+        return query
+
+    start = 1_700_000_000.0
+    out = rd.render(dashboard, query_for, tmp_path, start=start, end=start + 900)
+    by_title = {p.title: p for p in out}
+    assert by_title["Feed read duration p99 by outcome"].measured
+    errors = by_title["Store errors by store and kind"]
+    assert errors.has_data and not errors.measured
+    assert not by_title["Fan-out lag p50 / p99"].has_data
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert "monitoring-dashboard.png" in written
+    assert "monitoring-feed-read-duration-p99-by-outcome.png" in written
+    assert len(written) == len(rd.MAIN_PANELS) + 1
+
+
+def test_the_cli_fails_only_when_no_panel_has_data(tmp_path, monkeypatch, capsys):
+    def refused(*args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(rd, "query_range", refused)
+    assert rd.main(["--url", "http://127.0.0.1:1", "--out", str(tmp_path)]) == 1
+    assert "NO DATA" in capsys.readouterr().out
+
+    def some(base_url, expr, start, end, step):
+        return fake_matrix({"cached": [1.0]}) if "feed_read" in expr else fake_matrix({})
+
+    monkeypatch.setattr(rd, "query_range", some)
+    assert rd.main(["--out", str(tmp_path), "--minutes", "5"]) == 0
