@@ -41,7 +41,8 @@ from infra.monitoring.dashboard import DEFAULT, iter_panels, load_dashboard, sub
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "docs" / "img"
 DEFAULT_URL = "http://127.0.0.1:9090"
-# The scrape interval of the project's Prometheus; Grafana's $__rate_interval is
+# The scrape interval of the project's Prometheus (as the datasource's timeInterval says; keep
+# both equal to the scrape config's). Grafana's $__rate_interval is
 # max(4 x scrape interval, $__interval + scrape interval).
 SCRAPE_INTERVAL_S = 15
 
