@@ -14,7 +14,9 @@ folder's PID files name and need no settings. No Docker: PostgreSQL
 and Redis come from Debian's packages, the MongoDB-compatible server is FerretDB 1.x built with
 `go install`-style module download, the AWS emulator is `ministack` from PyPI in its own venv.
 Every server binds 127.0.0.1 below port 32768 (the ephemeral range starts there) and keeps its
-state under the git-ignored `.state/` folder (or $FEED_STATE_DIR).
+state under the git-ignored `.state/` folder (or $FEED_STATE_DIR). With the apps, `up` also
+starts the monitoring: Prometheus (configuration in infra/monitoring/), a Pushgateway for the
+scheduled jobs and the Redis and PostgreSQL exporters, all from Debian's packages.
 
 A service whose configured host is not this machine, or whose port already answers without a
 PID file of ours, is someone else's: it is used as it is and never started or stopped here.
@@ -30,6 +32,7 @@ import os
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -59,6 +62,28 @@ MINISTACK_REQUIREMENTS = (
 )
 PYTHON = sys.executable
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+MONITORING_DIR = ROOT / "infra" / "monitoring"
+# Monitoring ports (environment name -> default): Debian's defaults, all below 32768.
+MONITORING_PORTS = {
+    "PROMETHEUS_PORT": 9090,
+    "PUSHGATEWAY_PORT": 9091,
+    "FANOUT_WORKER_METRICS_PORT": 9102,
+    "REDIS_EXPORTER_PORT": 9121,
+    "POSTGRES_EXPORTER_PORT": 9187,
+}
+# Debian package -> the binary it installs.
+MONITORING_PACKAGES = {
+    "prometheus": "prometheus",  # also promtool (make test checks the alert rules with it)
+    "prometheus-pushgateway": "prometheus-pushgateway",
+    "prometheus-redis-exporter": "prometheus-redis-exporter",
+    "prometheus-postgres-exporter": "prometheus-postgres-exporter",
+}
+
+
+def monitoring_port(name: str) -> int:
+    return int(os.environ.get(name) or MONITORING_PORTS[name])
+
+
 TOOLS_DIR = Path(os.environ.get("FEED_TOOLS_DIR", Path.home() / ".cache" / "feedplatform"))
 
 
@@ -215,6 +240,12 @@ def ensure_system_packages(need_pg: bool, need_redis: bool) -> None:
         missing += ["postgresql", "postgresql-contrib"]
     if need_redis and shutil.which("redis-server") is None:
         missing.append("redis-server")
+    if missing:
+        apt_install(missing)
+
+
+def ensure_monitoring_packages() -> None:
+    missing = [pkg for pkg, exe in MONITORING_PACKAGES.items() if shutil.which(exe) is None]
     if missing:
         apt_install(missing)
 
@@ -750,8 +781,144 @@ class FanoutWorker(Service):
         )
 
 
+class MonitoringDaemon(Service):
+    """A monitoring server from Debian's packages: binary, flags, and a URL that answers 200
+    once it is ready."""
+
+    binary = ""
+    port_env = ""
+    ready_path = "/metrics"
+    host = "127.0.0.1"
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        super().__init__(settings, layout)
+        self.port = monitoring_port(self.port_env)
+
+    @property
+    def workdir(self) -> Path:
+        return self.layout.state / self.name
+
+    def answers(self) -> bool:
+        try:
+            with urlopen(f"http://{self.host}:{self.port}{self.ready_path}", timeout=0.5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def install(self) -> None:
+        ensure_monitoring_packages()
+
+    def arguments(self) -> list[str]:
+        return []
+
+    def environment(self) -> dict[str, str]:
+        return {}
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        exe = shutil.which(self.binary) or self.binary
+        spawn(
+            [exe, f"--web.listen-address=127.0.0.1:{self.port}", *self.arguments()],
+            self.layout,
+            self.name,
+            env={**os.environ, **self.environment()},
+            cwd=self.workdir,
+        )
+        wait_until(self.answers, self.name)
+
+
+class Pushgateway(MonitoringDaemon):
+    name = "pushgateway"
+    binary = "prometheus-pushgateway"
+    port_env = "PUSHGATEWAY_PORT"
+    ready_path = "/-/ready"
+
+    def arguments(self) -> list[str]:
+        # Kept across restarts: the last success of a daily job must survive a `make down`.
+        return [f"--persistence.file={self.workdir / 'pushgateway.data'}"]
+
+
+class RedisExporter(MonitoringDaemon):
+    name = "redis-exporter"
+    binary = "prometheus-redis-exporter"
+    port_env = "REDIS_EXPORTER_PORT"
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        # Go's flag package: one dash, and the address flag spelled its own way.
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        spawn(
+            [
+                shutil.which(self.binary) or self.binary,
+                f"-web.listen-address=127.0.0.1:{self.port}",
+                f"-redis.addr=redis://{s.redis_host}:{s.redis_port}",
+            ],
+            self.layout,
+            self.name,
+            cwd=self.workdir,
+        )
+        wait_until(self.answers, self.name)
+
+
+class PostgresExporter(MonitoringDaemon):
+    name = "postgres-exporter"
+    binary = "prometheus-postgres-exporter"
+    port_env = "POSTGRES_EXPORTER_PORT"
+
+    def environment(self) -> dict[str, str]:
+        dsn = self.settings.postgres_dsn
+        return {"DATA_SOURCE_NAME": f"{dsn}?sslmode=disable"}
+
+
+class Prometheus(MonitoringDaemon):
+    name = "prometheus"
+    binary = "prometheus"
+    port_env = "PROMETHEUS_PORT"
+    ready_path = "/-/ready"
+
+    def config(self) -> Path:
+        """Render infra/monitoring/prometheus.yml.tmpl for this machine's ports."""
+        ferretdb = FerretDB(self.settings, self.layout)
+        values = {
+            "DOLLAR": "$",
+            "scrape_interval": os.environ.get("PROMETHEUS_SCRAPE_INTERVAL") or "15s",
+            "rules_file": str(MONITORING_DIR / "alerts.yml"),
+            "prometheus_port": self.port,
+            "api_port": DevServer(self.settings, self.layout).port,
+            "worker_metrics_port": monitoring_port("FANOUT_WORKER_METRICS_PORT"),
+            "pushgateway_port": monitoring_port("PUSHGATEWAY_PORT"),
+            "redis_exporter_port": monitoring_port("REDIS_EXPORTER_PORT"),
+            "postgres_exporter_port": monitoring_port("POSTGRES_EXPORTER_PORT"),
+            "ferretdb_debug_port": ferretdb.port + 1,
+        }
+        template = string.Template((MONITORING_DIR / "prometheus.yml.tmpl").read_text())
+        out = self.workdir / "prometheus.yml"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(template.substitute(values))
+        return out
+
+    def arguments(self) -> list[str]:
+        return [
+            f"--config.file={self.config()}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            "--storage.tsdb.retention.time=7d",
+            # POST /-/reload after editing the rules; tests read the API.
+            "--web.enable-lifecycle",
+        ]
+
+
+def monitoring(settings: Settings, layout: Layout) -> list[Service]:
+    return [
+        Pushgateway(settings, layout),
+        RedisExporter(settings, layout),
+        PostgresExporter(settings, layout),
+        Prometheus(settings, layout),
+    ]
+
+
 def services(settings: Settings, layout: Layout, apps: bool = False) -> list[Service]:
-    """The stores and the emulator; with `apps`, also the dev API server and fan-out worker."""
+    """The stores and the emulator; with `apps`, also the dev API server, the fan-out worker
+    and the monitoring."""
     all_: list[Service] = [
         Postgres(settings, layout),
         Redis(settings, layout),
@@ -764,6 +931,7 @@ def services(settings: Settings, layout: Layout, apps: bool = False) -> list[Ser
         all_.append(DevServer(settings, layout))
         if emulator.enabled:
             all_.append(FanoutWorker(settings, layout))
+        all_.extend(monitoring(settings, layout))
     return all_
 
 
@@ -803,8 +971,14 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
                 text=True,
             )
             app_env["FANOUT_QUEUE_URL"] = out.stdout.strip()
+        # The scheduled functions deployed to the emulator (and `make invoke`) push their runs
+        # to the local Pushgateway.
+        os.environ.setdefault(
+            "PUSHGATEWAY_URL", f"http://127.0.0.1:{monitoring_port('PUSHGATEWAY_PORT')}"
+        )
         for svc in services(settings, layout, apps=True)[len(stores) :]:
             if svc.needs_start():
+                svc.install()
                 svc.start(app_env)
                 started.append(svc.name)
     if args.deploy and settings.aws_endpoint_url:
@@ -843,17 +1017,22 @@ def cmd_down(args: argparse.Namespace, only: list[str] | None = None) -> None:
 
 def print_status(settings: Settings, layout: Layout) -> bool:
     all_ok = True
-    print(f"{'service':<14} {'state':<9} {'pid':>7}  address")
+    print(f"{'service':<17} {'state':<9} {'pid':>7}  address")
     for svc in services(settings, layout, apps=True):
         st = svc.status()
         all_ok &= st.state != "stopped"
-        print(f"{st.name:<14} {st.state:<9} {st.pid or '-':>7}  {st.where}")
+        print(f"{st.name:<17} {st.state:<9} {st.pid or '-':>7}  {st.where}")
     print(f"\nPOSTGRES  {settings.postgres_dsn}")
     print(f"REDIS     redis://{settings.redis_host}:{settings.redis_port}/{settings.redis_db}")
     print(f"MONGODB   {settings.mongodb_url}")
     print(f"AWS       {settings.aws_endpoint_url or 'real AWS (AWS_ENDPOINT_URL empty)'}")
     api_port = os.environ.get("FEED_API_PORT", "8000")
     print(f"API       http://127.0.0.1:{api_port}  (dev server; Swagger UI /docs, ReDoc /redoc)")
+    print(
+        f"METRICS   http://127.0.0.1:{monitoring_port('PROMETHEUS_PORT')}  (Prometheus: targets"
+        " /targets, alerts /alerts; dashboard JSON infra/monitoring/grafana/)"
+    )
+    print(f"PUSH      http://127.0.0.1:{monitoring_port('PUSHGATEWAY_PORT')}  (Pushgateway)")
     stack = deployed_stack(layout)
     emulator_up = Emulator(settings, layout).status().state != "stopped"
     if stack and emulator_up:
@@ -876,6 +1055,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     started = cmd_up(argparse.Namespace(quiet=True, apps=False, deploy=False))
     if started:
         log(f"started for the tests: {', '.join(started)}")
+    # promtool checks the alert rules; the monitoring test runs Prometheus and the exporters.
+    ensure_monitoring_packages()
     python = ROOT / ".venv" / "bin" / "python"
     test_env = {"POSTGRES_DB": "feed_test", "MONGODB_DB": "feed_test", "REDIS_DB": "15"}
     try:
@@ -890,7 +1071,18 @@ def cmd_test(args: argparse.Namespace) -> int:
 def stop_by_pid_files(layout: Layout) -> None:
     """`down` without the settings (so without .venv): stop what this state folder's PID files
     name, in `cmd_down`'s order, the PostgreSQL cluster last."""
-    for name in (svc.name for svc in (FanoutWorker, DevServer, Emulator, FerretDB, Redis)):
+    order = (
+        Prometheus,
+        PostgresExporter,
+        RedisExporter,
+        Pushgateway,
+        FanoutWorker,
+        DevServer,
+        Emulator,
+        FerretDB,
+        Redis,
+    )
+    for name in (svc.name for svc in order):
         pid = read_pid(layout.pidfile(name))
         if pid is not None:
             stop_pid(pid, name)
