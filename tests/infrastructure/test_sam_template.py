@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,274 @@ def test_scheduled_functions_have_a_schedule_and_a_function_folder(template):
         kinds = {e["Type"] for e in props["Events"].values()}
         assert kinds == {"Schedule"}, name
         assert (ROOT / props["CodeUri"] / "app.py").exists(), name
+
+
+# -- alarms and the dashboard ------------------------------------------------------------------
+
+NOTIFY = {"If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+# What each alarm watches: the issue's fan-out lag p99, DLQ depth above 0, 5xx rate, queue age.
+ALARMS: dict[str, dict[str, Any]] = {
+    "FanoutDeadLetterAlarm": {
+        "Namespace": "AWS/SQS",
+        "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [
+            {"Name": "QueueName", "Value": {"GetAtt": "FanoutDeadLetterQueue.QueueName"}}
+        ],
+        "Statistic": "Maximum",
+        "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    },
+    "FanoutLagAlarm": {
+        "Namespace": {"Sub": "FeedPlatform/${Stage}"},
+        "MetricName": "feed_fanout_lag_seconds",
+        "Dimensions": [{"Name": "service", "Value": "fanout"}],
+        "ExtendedStatistic": "p99",
+        "Threshold": 60,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    },
+    "FanoutQueueAgeAlarm": {
+        "Namespace": "AWS/SQS",
+        "MetricName": "ApproximateAgeOfOldestMessage",
+        "Dimensions": [{"Name": "QueueName", "Value": {"GetAtt": "FanoutQueue.QueueName"}}],
+        "Statistic": "Maximum",
+        "Threshold": 300,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    },
+    "Api5xxAlarm": {
+        "Threshold": 0.05,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    },
+}
+
+
+def _resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _emf_namespace(template: dict[str, Any]) -> Any:
+    return template["Globals"]["Function"]["Environment"]["Variables"][
+        "POWERTOOLS_METRICS_NAMESPACE"
+    ]
+
+
+def _catalogue() -> dict[str, Any]:
+    from newsfeed.telemetry import CATALOGUE
+
+    return {metric.name: metric for metric in CATALOGUE}
+
+
+def _assert_emf_metric(name: str, dimensions: set[str], where: str) -> None:
+    """An EMF metric is a catalogue metric, with its labels and `service` as dimensions."""
+    catalogue = _catalogue()
+    assert name in catalogue, f"{where}: {name} is not in newsfeed.telemetry.CATALOGUE"
+    assert dimensions == {*catalogue[name].labels, "service"}, f"{where}: {name} {dimensions}"
+
+
+def test_the_alarms_watch_the_issue_s_signals(template):
+    alarms = _resources_of(template, "AWS::CloudWatch::Alarm")
+    assert set(ALARMS) <= set(alarms)
+    for name, expected in ALARMS.items():
+        props = alarms[name]["Properties"]
+        for key, value in expected.items():
+            assert props.get(key) == value, f"{name}.{key}: {props.get(key)!r}"
+    assert _emf_namespace(template) == ALARMS["FanoutLagAlarm"]["Namespace"]
+
+
+def test_the_5xx_alarm_divides_5xx_by_requests_of_the_http_api_with_a_guard(template):
+    props = template["Resources"]["Api5xxAlarm"]["Properties"]
+    metrics = {m["Id"]: m for m in props["Metrics"]}
+    for metric_id, metric_name in (("errors", "5xx"), ("requests", "Count")):
+        stat = metrics[metric_id]["MetricStat"]
+        assert stat["Metric"]["Namespace"] == "AWS/ApiGateway"
+        assert stat["Metric"]["MetricName"] == metric_name
+        assert stat["Metric"]["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]
+        assert stat["Stat"] == "Sum"
+        assert metrics[metric_id]["ReturnData"] is False
+    returned = [m for m in props["Metrics"] if m.get("ReturnData", True)]
+    assert len(returned) == 1
+    expression = returned[0]["Expression"].replace(" ", "")
+    assert expression.startswith("IF(requests>0,"), expression
+    assert "errors,0)/requests" in expression, expression
+
+
+def test_every_alarm_notifies_on_alarm_and_recovery_and_chooses_missing_data(template):
+    for name, alarm in _resources_of(template, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        assert props.get("AlarmActions") == NOTIFY, name
+        assert props.get("OKActions") == NOTIFY, name
+        assert props.get("TreatMissingData") in {"notBreaching", "breaching", "ignore", "missing"}
+        assert props.get("AlarmDescription"), name
+
+
+def test_emf_metrics_of_the_alarms_are_in_the_catalogue(template):
+    namespace = _emf_namespace(template)
+    for name, alarm in _resources_of(template, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        stats = [props] + [
+            m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m
+        ]
+        for metric in stats:
+            if metric.get("Namespace") == namespace:
+                dims = {d["Name"] for d in metric.get("Dimensions", [])}
+                _assert_emf_metric(metric["MetricName"], dims, name)
+
+
+_SUB_VARIABLE = re.compile(r"\$\{(!?)([^}]*)\}")
+
+
+def _substitute(text: str) -> str:
+    """What !Sub makes of text, with <Name> for each variable (${!x} is a literal ${x})."""
+    return _SUB_VARIABLE.sub(lambda m: "${" + m[2] + "}" if m[1] else f"<{m[2]}>", text)
+
+
+@pytest.fixture(scope="module")
+def dashboard(template) -> dict[str, Any]:
+    (resource,) = _resources_of(template, "AWS::CloudWatch::Dashboard").values()
+    body = resource["Properties"]["DashboardBody"]["Sub"]
+    for literal, variable in _SUB_VARIABLE.findall(body):
+        if literal:
+            continue
+        resource_name = variable.split(".")[0]
+        assert (
+            variable.startswith("AWS::")
+            or variable in template["Parameters"]
+            or resource_name in template["Resources"]
+        ), f"the dashboard's ${{{variable}}} is no parameter, resource or pseudo parameter"
+    return json.loads(_substitute(body))
+
+
+def _widget_metrics(widget: dict[str, Any]) -> list[tuple[str, str, dict[str, str], dict]]:
+    """(namespace, name, dimensions, options) of a metric widget's plain metrics ("." repeats
+    the previous entry's field)."""
+    found: list[tuple[str, str, dict[str, str], dict]] = []
+    previous: list[Any] = []
+    for entry in widget["properties"]["metrics"]:
+        if len(entry) == 1 and isinstance(entry[0], dict):
+            continue  # an expression: _widget_searches
+        options = entry[-1] if isinstance(entry[-1], dict) else {}
+        fields = entry[:-1] if options else entry
+        fields = [previous[i] if f == "." else f for i, f in enumerate(fields)]
+        previous = fields
+        namespace, name, *dims = fields
+        found.append((namespace, name, dict(zip(dims[::2], dims[1::2], strict=True)), options))
+    return found
+
+
+_SEARCH = re.compile(r"SEARCH\('\{([^}]*)\}\s*(.*?)'\s*,")
+_SEARCH_TERM = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _widget_searches(widget: dict[str, Any]) -> list[tuple[str, set[str], dict[str, str]]]:
+    """(namespace, dimension schema, exact terms) of the widget's SEARCH expressions."""
+    found = []
+    for entry in widget["properties"]["metrics"]:
+        if len(entry) == 1 and isinstance(entry[0], dict) and "expression" in entry[0]:
+            for schema, terms in _SEARCH.findall(entry[0]["expression"]):
+                namespace, *dims = schema.split(",")
+                found.append((namespace, set(dims), dict(_SEARCH_TERM.findall(terms))))
+    return found
+
+
+def _widget(dashboard: dict[str, Any], title_start: str) -> dict[str, Any]:
+    (widget,) = [
+        w for w in dashboard["widgets"] if w["properties"]["title"].startswith(title_start)
+    ]
+    return widget
+
+
+def test_the_dashboard_is_json_with_a_widget_per_signal(dashboard):
+    titles = [w["properties"]["title"] for w in dashboard["widgets"]]
+    for start in (
+        "API requests",
+        "API latency",
+        "Feed read duration",
+        "Fan-out lag",
+        "Fan-out jobs",
+        "Fan-out queue",
+        "Fan-out dead-letter queue",
+        "Lambda errors",
+        "Lambda duration",
+        "Lambda throttles",
+        "Scheduled job duration",
+    ):
+        assert sum(t.startswith(start) for t in titles) == 1, start
+    for widget in dashboard["widgets"]:
+        assert widget["type"] == "metric"
+        assert widget["properties"]["region"] == "<AWS::Region>"
+        assert {"x", "y", "width", "height"} <= set(widget)
+
+
+def test_every_emf_metric_on_the_dashboard_is_in_the_catalogue(template, dashboard):
+    namespace = _substitute(_emf_namespace(template)["Sub"])
+    seen = set()
+    for widget in dashboard["widgets"]:
+        title = widget["properties"]["title"]
+        for ns, name, dims, _ in _widget_metrics(widget):
+            if ns == namespace:
+                _assert_emf_metric(name, set(dims), title)
+                seen.add(name)
+        for ns, dims, terms in _widget_searches(widget):
+            assert ns == namespace, title
+            _assert_emf_metric(terms["MetricName"], dims, title)
+            seen.add(terms["MetricName"])
+    assert seen == {
+        "feed_read_duration_seconds",
+        "feed_fanout_lag_seconds",
+        "feed_fanout_jobs_total",
+        "feed_job_duration_seconds",
+    }
+
+
+def test_the_dashboard_s_widgets_show_what_their_titles_say(template, dashboard):
+    reads = _widget_metrics(_widget(dashboard, "Feed read duration"))
+    assert {(d["outcome"], o["stat"]) for _, _, d, o in reads} == {
+        (outcome, stat)
+        for outcome in ("cached", "rebuilt", "lazy", "partial")
+        for stat in ("p50", "p99")
+    }
+    assert {d["service"] for _, _, d, _ in reads} == {"feed"}
+
+    lag = _widget_metrics(_widget(dashboard, "Fan-out lag"))
+    assert ("p99", {"service": "fanout"}) in [(o["stat"], d) for _, _, d, o in lag]
+
+    jobs = _widget_searches(_widget(dashboard, "Fan-out jobs"))
+    assert {t["outcome"] for _, _, t in jobs} == {"done", "failed"}
+    assert {t["service"] for _, _, t in jobs} == {"fanout"}
+
+    api = _widget_metrics(_widget(dashboard, "API requests")) + _widget_metrics(
+        _widget(dashboard, "API latency")
+    )
+    assert {n for ns, n, d, _ in api if ns == "AWS/ApiGateway" and d == {"ApiId": "<HttpApi>"}} >= {
+        "Count",
+        "5xx",
+        "Latency",
+    }
+
+    queue = _widget_metrics(_widget(dashboard, "Fan-out queue"))
+    assert {d["QueueName"] for _, _, d, _ in queue} == {"<FanoutQueue.QueueName>"}
+    assert "ApproximateAgeOfOldestMessage" in {n for _, n, _, _ in queue}
+    dlq = _widget_metrics(_widget(dashboard, "Fan-out dead-letter queue"))
+    assert {d["QueueName"] for _, _, d, _ in dlq} == {"<FanoutDeadLetterQueue.QueueName>"}
+
+    functions = {f"<{name}>" for name in _resources_of(template, "AWS::Serverless::Function")}
+    for title, metric in (
+        ("Lambda errors", "Errors"),
+        ("Lambda duration", "Duration"),
+        ("Lambda throttles", "Throttles"),
+    ):
+        lambdas = _widget_metrics(_widget(dashboard, title))
+        assert {(ns, n) for ns, n, _, _ in lambdas} == {("AWS/Lambda", metric)}, title
+        assert {d["FunctionName"] for _, _, d, _ in lambdas} == functions, title
+
+    services = {
+        template["Resources"][name]["Properties"]["Environment"]["Variables"][
+            "POWERTOOLS_SERVICE_NAME"
+        ]
+        for name in SCHEDULED
+    }
+    durations = _widget_metrics(_widget(dashboard, "Scheduled job duration"))
+    assert {(d["job"], d["service"]) for _, _, d, _ in durations} == {(s, s) for s in services}
