@@ -305,6 +305,8 @@ def deploy(
         "CelebrityThreshold": str(settings.celebrity_threshold),
         "ActiveDays": str(settings.active_days),
         "TimelineMaxLen": str(settings.timeline_max_len),
+        # The scheduled functions push their runs to the local Pushgateway (`make up` sets it).
+        "PushgatewayUrl": settings.pushgateway_url or "",
         **publish_config(settings, stage),
         **(overrides or {}),
     }

@@ -22,6 +22,24 @@ PRIVATE = {
     "MONGODB_URL": "mongodb://127.0.0.1:27019/",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:24566",
     "FEED_API_PORT": "28000",
+    "PROMETHEUS_PORT": "28090",
+    "PUSHGATEWAY_PORT": "28091",
+    "FANOUT_WORKER_METRICS_PORT": "28102",
+    "REDIS_EXPORTER_PORT": "28121",
+    "POSTGRES_EXPORTER_PORT": "28187",
+}
+PORTS = [int(v.rsplit(":", 1)[-1].strip("/")) for k, v in PRIVATE.items()]
+SERVICES = {
+    "postgres",
+    "redis",
+    "ferretdb",
+    "emulator",
+    "api",
+    "fanout-worker",
+    "pushgateway",
+    "redis-exporter",
+    "postgres-exporter",
+    "prometheus",
 }
 
 
@@ -73,9 +91,9 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path):
         first = devstack(env, "up")
         assert first.returncode == 0, first.stdout + first.stderr
         started = pids_of(state)
-        assert set(started) == {"postgres", "redis", "ferretdb", "emulator", "api", "fanout-worker"}
+        assert set(started) == SERVICES
         assert all(alive(p) for p in started.values())
-        for port in (25432, 26379, 27019, 24566, 28000):
+        for port in PORTS:
             assert listening(port), port
         # `up` also deploys template.yaml to the emulator and prints that API beside the dev one.
         assert "/_aws/execute-api/" in first.stdout and "stack feed-local" in first.stdout
@@ -86,13 +104,14 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path):
         assert pids_of(state) == started, "a second `up` must not start anything again"
 
         status = devstack(env, "status")
-        assert status.returncode == 0 and status.stdout.count(" ours ") == 6, status.stdout
+        ours = status.stdout.count(" ours ")
+        assert status.returncode == 0 and ours == len(SERVICES), status.stdout
 
     finally:
         down = devstack(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert not [n for n, p in started.items() if alive(p)]
-    assert not [p for p in (25432, 26379, 27019, 24566, 28000) if listening(p)]
+    assert not [p for p in PORTS if listening(p)]
     assert devstack(env, "status").returncode == 3
     clean = devstack(env, "clean")
     assert clean.returncode == 0 and not state.exists(), clean.stdout + clean.stderr

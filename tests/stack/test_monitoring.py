@@ -52,6 +52,7 @@ PRIVATE = {
 }
 PROMETHEUS = f"http://127.0.0.1:{PRIVATE['PROMETHEUS_PORT']}"
 API = f"http://127.0.0.1:{PRIVATE['FEED_API_PORT']}"
+SCRAPES_APART = 2.5  # seconds: two scrapes at the 1 s interval, and some room
 SCHEDULED_JOBS = ("prewarm", "rollup", "cleanup", "repair", "impressions")
 SCRAPE_JOBS = {
     "prometheus",
@@ -106,7 +107,8 @@ def run_workload(env: dict[str, str]) -> None:
     missing post, then every scheduled job through its Lambda handler."""
     settings = Settings.from_env(env)
     pair = ensure_keypair()
-    tokens = {name: mint_token(name, settings=settings, pair=pair) for name in ("ann", "bob", "cyd")}
+    users = ("ann", "bob", "cyd")
+    tokens = {name: mint_token(name, settings=settings, pair=pair) for name in users}
     ids: dict[str, str] = {}
     with httpx.Client(base_url=API, timeout=10) as api:
 
@@ -118,14 +120,20 @@ def run_workload(env: dict[str, str]) -> None:
             r = call(who, "POST", "/v1/users", json={"handle": who, "display_name": who})
             assert r.status_code == 201, r.text
             ids[who] = r.json()["id"]
+        # Each kind of request twice, a few scrapes apart: a series is created by its first
+        # event, and only what happens after a scrape of it shows in rate(), as with any
+        # steady traffic.
         for reader in ("bob", "cyd"):
             call(reader, "GET", "/v1/feed")  # builds their timelines (rebuilt: missing)
             assert call(reader, "PUT", f"/v1/me/following/{ids['ann']}").status_code in (200, 204)
+            time.sleep(SCRAPES_APART)
         posted = []
         for n in range(8):
             r = call("ann", "POST", "/v1/posts", json={"text": f"post {n}"})
             assert r.status_code == 201, r.text
             posted.append(r.json()["id"])
+            if n == 3:
+                time.sleep(SCRAPES_APART)  # the first four fanned out and scraped
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the worker fans the posts out
             page = call("bob", "GET", "/v1/feed", params={"limit": 3}).json()
@@ -154,8 +162,21 @@ def run_workload(env: dict[str, str]) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def wait_for_first_scrapes(timeout: float = 60) -> None:
+    """Until Prometheus has scraped every target once: what happens before a target's first
+    scrape is in no rate() (its series start at the value they already have)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        targets = prometheus("/api/v1/targets")["activeTargets"]
+        if {t["labels"]["job"] for t in targets if t["health"] == "up"} == SCRAPE_JOBS:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"not every target was scraped within {timeout:.0f} s: {targets}")
+
+
 @pytest.fixture(scope="module")
 def after_workload(stack: dict[str, str]) -> dict[str, str]:
+    wait_for_first_scrapes()
     run_workload(stack)
     # The worker samples the queues every 2 s; a few more scrapes put everything in range.
     time.sleep(6)

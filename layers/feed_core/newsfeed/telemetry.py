@@ -31,6 +31,9 @@ class Metric:
     help: str
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] = ()
+    # Every value of each label, when they are known: the series are created at 0 before the
+    # first event, so the first increment shows in rate() and "none yet" reads 0, not no data.
+    label_values: tuple[tuple[str, ...], ...] = ()
 
     @property
     def unit(self) -> str:
@@ -42,12 +45,39 @@ class Metric:
         return "Count"
 
 
-def _counter(name: str, help: str, *labels: str) -> Metric:
-    return Metric(name, "counter", help, labels)
+def _counter(
+    name: str, help: str, *labels: str, values: tuple[tuple[str, ...], ...] = ()
+) -> Metric:
+    return Metric(name, "counter", help, labels, label_values=values)
 
 
-def _histogram(name: str, help: str, buckets: tuple[float, ...], *labels: str) -> Metric:
-    return Metric(name, "histogram", help, labels, buckets)
+def _histogram(
+    name: str,
+    help: str,
+    buckets: tuple[float, ...],
+    *labels: str,
+    values: tuple[tuple[str, ...], ...] = (),
+) -> Metric:
+    return Metric(name, "histogram", help, labels, buckets, values)
+
+
+READ_OUTCOMES = ("cached", "rebuilt", "lazy", "partial")
+REBUILD_CAUSES = ("missing", "stale")
+CACHE_RESULTS = ("hit", "miss")
+STORES = ("postgres", "mongodb", "redis", "sqs")
+STORE_ERROR_KINDS = ("timeout", "unavailable", "busy", "shed")
+FANOUT_JOB_KINDS = (
+    "push",
+    "push_chunk",
+    "retract",
+    "retract_chunk",
+    "backfill",
+    "backfill_chunk",
+    "merge",
+    "refresh",
+    "invalid",
+)
+JOB_OUTCOMES = ("done", "failed")
 
 
 def _gauge(name: str, help: str, *labels: str) -> Metric:
@@ -71,17 +101,20 @@ FEED_READ_SECONDS = _histogram(
     "(a store failed; the page may miss items).",
     LATENCY_BUCKETS,
     "outcome",
+    values=(READ_OUTCOMES,),
 )
 TIMELINE_REBUILDS = _counter(
     "feed_timeline_rebuilds_total",
     "Home timelines rebuilt from the author lists, by cause: missing (never built, evicted or "
     "dropped) or stale (the reader was inactive, so fan-out skipped them).",
     "cause",
+    values=(REBUILD_CAUSES,),
 )
 POST_CACHE_LOOKUPS = _counter(
     "feed_post_cache_lookups_total",
     "Post bodies looked up in the Redis post cache, by result (hit or miss).",
     "result",
+    values=(CACHE_RESULTS,),
 )
 
 # -- fan-out ------------------------------------------------------------------------------------
@@ -102,6 +135,7 @@ FANOUT_JOBS = _counter(
     "Fan-out jobs run, by kind and outcome (done or failed; a failed job is retried by SQS).",
     "kind",
     "outcome",
+    values=(FANOUT_JOB_KINDS, JOB_OUTCOMES),
 )
 FANOUT_CHUNK_JOBS = _counter(
     "feed_fanout_chunk_jobs_queued_total",
@@ -130,6 +164,7 @@ STORE_ERRORS = _counter(
     "shed (refused at once by the open circuit breaker).",
     "store",
     "kind",
+    values=(STORES, STORE_ERROR_KINDS),
 )
 ENGAGEMENT_BUFFER_LENGTH = _gauge(
     "feed_engagement_buffer_length",

@@ -7,6 +7,7 @@ publish the same catalogue through EMF (`feed_lambda.telemetry`) and never impor
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -40,6 +41,11 @@ class PrometheusTelemetry:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._collectors = {m.name: _collector(m, self.registry) for m in CATALOGUE}
+        for metric in CATALOGUE:
+            if not metric.label_values:
+                continue
+            for combination in itertools.product(*metric.label_values):
+                self._collectors[metric.name].labels(*combination)
 
     def _child(self, metric: Metric, labels: dict[str, str]) -> Any:
         collector = self._collectors[metric.name]
