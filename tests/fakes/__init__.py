@@ -1,1 +1,2 @@
-"""Test doubles, kept out of the Lambda layer. Only the queue is faked: every store is real."""
+"""Test doubles, kept out of the Lambda layer. Only the queue is faked (and telemetry recorded):
+every store is real."""
