@@ -18,9 +18,11 @@ from feed_adapters.mongo.engagement_store import MongoEngagementStore
 from feed_adapters.mongo.post_store import MongoPostStore
 from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 from feed_adapters.redis.client import make_redis
+from feed_adapters.translate import StoreBreaker
 from feed_wiring.root import build_services
 from feed_wiring.settings import Settings
 from infra import init_db
+from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
 
 TABLES = ("follows", "blocks", "mutes", "users")
@@ -74,19 +76,30 @@ def make_env(
 ) -> Callable[..., FeedEnv]:
     """`make_env(celebrity_threshold=3, ...)`: services with overridden settings."""
 
-    def make(*, recording: bool = False, redis_override: Any = None, **overrides: Any) -> FeedEnv:
-        """`recording=True`: jobs are only collected (run them with env.run_jobs)."""
+    def make(
+        *,
+        recording: bool = False,
+        redis_override: Any = None,
+        telemetry: Telemetry | None = None,
+        **overrides: Any,
+    ) -> FeedEnv:
+        """`recording=True`: jobs are only collected (run them with env.run_jobs).
+        `telemetry` (e.g. tests.fakes.telemetry.RecordingTelemetry): where the services and
+        every store adapter measure."""
         test_settings = dataclasses.replace(settings, **overrides)
         queue: Any = RecordingFanoutQueue() if recording else InlineFanoutQueue()
-        graph = PostgresGraphStore(pg_pool)
-        posts = MongoPostStore(mongo_db)
+        graph = PostgresGraphStore(pg_pool, telemetry=telemetry or NO_TELEMETRY)
+        posts = MongoPostStore(mongo_db, StoreBreaker("mongodb", telemetry or NO_TELEMETRY))
         services = build_services(
             test_settings,
             graph=graph,
             posts=posts,
             redis_client=redis_override or redis_client,
             queue=queue,
-            engagement=MongoEngagementStore(mongo_db),
+            engagement=MongoEngagementStore(
+                mongo_db, StoreBreaker("mongodb", telemetry or NO_TELEMETRY)
+            ),
+            telemetry=telemetry,
         )
         if not recording:
             queue.bind(services.fanout.handle_message)
