@@ -131,8 +131,8 @@ def _wrap(
                 yield from method(self, *args, **kwargs)
             except driver_errors as exc:
                 outcome = "failed"
-                if guarded:
-                    breaker.record(failure_kind(exc))  # type: ignore[union-attr]
+                if breaker is not None:  # nested too: the outer call only fails, uncounted
+                    breaker.record(failure_kind(exc))
                 raise domain_error() from exc
             finally:
                 # Also when the consumer stops early (GeneratorExit): a probe that is never
@@ -153,9 +153,12 @@ def _wrap(
                 return method(self, *args, **kwargs)
             except (*busy_errors, *driver_errors) as exc:
                 # Counted here, where the driver error is seen; the outer call only fails.
+                busy = isinstance(exc, busy_errors)
                 if breaker is not None:
-                    breaker.record("busy" if isinstance(exc, busy_errors) else failure_kind(exc))
-                raise domain_error() from exc
+                    breaker.record("busy" if busy else failure_kind(exc))
+                error = domain_error()
+                error.store_busy = busy  # the outer call leaves the breaker closed for it
+                raise error from exc
         if not breaker.allow():
             breaker.record("shed")
             raise domain_error()
@@ -172,8 +175,11 @@ def _wrap(
             breaker.failed()
             breaker.record(failure_kind(exc))
             raise domain_error() from exc
-        except domain_error:  # from a nested call of the same adapter (counted there)
-            breaker.failed()
+        except domain_error as exc:  # from a nested call of the same adapter (counted there)
+            if getattr(exc, "store_busy", False):
+                breaker.succeeded()
+            else:
+                breaker.failed()
             raise
         except BaseException:
             breaker.succeeded()  # the store answered; the error is not an outage
