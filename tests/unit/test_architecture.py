@@ -180,3 +180,16 @@ def test_the_checks_catch_what_they_guard() -> None:
     assert [i.target for i in found] == ["redis", "newsfeed.errors.NotFound"]
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_prometheus_client_stays_off_the_lambda_path() -> None:
+    # Only the Prometheus adapter imports it, and nothing a function loads imports the adapter:
+    # Lambda publishes EMF, and prometheus-client is not in the layer's requirements.
+    importers = {imp.importer for imp in IMPORTS if _top(imp.target) == "prometheus_client"}
+    assert importers == {"feed_adapters.prometheus.telemetry"}
+    adapter = "feed_adapters.prometheus.telemetry"
+    assert [f"{i.importer}:{i.line}" for i in IMPORTS if i.target.startswith(adapter)] == []
+    functions = Path(__file__).resolve().parents[2] / "functions"
+    for app in functions.glob("*/app.py"):
+        found = [i.target for i in imports_of(f"functions.{app.parent.name}.app", app)]
+        assert not [t for t in found if t.startswith(("prometheus_client", adapter))], app
