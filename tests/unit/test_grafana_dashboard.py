@@ -145,8 +145,10 @@ def test_compose_mounts_the_provisioning_and_the_dashboards_where_the_provider_l
     (provider,) = yaml.safe_load(PROVIDER.read_text())["providers"]
     assert provider["type"] == "file"
     assert mounted[provider["options"]["path"]] == str(DEFAULT.parent)
-    assert "PROMETHEUS_URL" in service["environment"]
-    assert any(p.endswith(":3000") for p in service["ports"])
+    # make up's Prometheus listens on 127.0.0.1: only the host's network reaches it.
+    assert service["network_mode"] == "host"
+    assert service["environment"]["PROMETHEUS_URL"].endswith("127.0.0.1:9090}")
+    assert service["environment"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
 
 
 def test_panel_queries_substitutes_grafanas_variables():
