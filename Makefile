@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV_PY := .venv/bin/python
 
-.PHONY: up down status test lint clean invoke samples
+.PHONY: up down status test lint clean invoke samples dashboard
 
 up:        ## install what is missing, start PostgreSQL, Redis, FerretDB and the AWS emulator
 	$(PYTHON) infra/devstack.py up
@@ -22,6 +22,13 @@ invoke:    ## run one function's handler locally: make invoke FN=feed EVENT=even
 
 samples:   ## create the users and the post the sample events in events/ name (again: restore them)
 	$(VENV_PY) infra/samples.py
+
+TRAFFIC_SECONDS ?= 240
+DASHBOARD_MINUTES ?= 5
+dashboard: ## traffic through the local stack for TRAFFIC_SECONDS, then the main panels -> docs/img
+	$(PYTHON) infra/devstack.py up --quiet
+	$(VENV_PY) -m infra.monitoring.traffic --seconds $(TRAFFIC_SECONDS)
+	$(VENV_PY) -m infra.monitoring.render_dashboard --minutes $(DASHBOARD_MINUTES)
 
 lint:      ## ruff over the whole tree
 	$(VENV_PY) -m ruff check .

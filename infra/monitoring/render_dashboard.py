@@ -34,7 +34,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
 
 from infra.monitoring.dashboard import DEFAULT, iter_panels, load_dashboard, substitute
 
@@ -196,7 +196,11 @@ def _format_axis(ax: Any, unit: str) -> None:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 2**20:.0f} MiB"))
     else:
         ax.set_ylabel(UNIT_LABELS.get(unit, unit), fontsize=8)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
+    # Concise: seconds appear when ticks fall within a minute (plain %H:%M printed 30 s ticks
+    # as the same minute twice).
+    locator = mdates.AutoDateLocator(tz=UTC, minticks=3, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
 
@@ -208,12 +212,33 @@ def plot_panel(ax: Any, panel: PanelData) -> None:
         note = "no data" + (f"\n{panel.errors[0][:80]}" if panel.errors else "")
         ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, color="grey")
         ax.set_yticks([])
+        ax.xaxis.set_major_locator(NullLocator())
         return
-    for s in panel.series:
+    shown = drawn_series(panel.series)
+    for s in shown:
         times = [datetime.fromtimestamp(t, tz=UTC) for t in s.times]
         ax.plot(times, s.values, label=s.label, lw=1.2)
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="upper left", ncol=2 if len(panel.series) > 4 else 1)
+    hidden = len(panel.series) - len(shown)
+    legend = ax.legend(fontsize=7, loc="upper left", ncol=2 if len(shown) > 4 else 1)
+    if hidden:
+        legend.set_title(f"{hidden} more series: 0 throughout", prop={"size": 7})
+
+
+def drawn_series(series: Sequence[Series]) -> list[Series]:
+    """The series worth a line: those not zero (or empty) throughout. The catalogue's known
+    label values start at 0, so an error panel holds a dozen flat zeros; if nothing but zeros
+    is left, one line shows that (the total, when there is one)."""
+
+    def flat_zero(s: Series) -> bool:
+        return all(math.isnan(v) or v == 0 for v in s.values)
+
+    moving = [s for s in series if not flat_zero(s)]
+    if moving:
+        return moving
+    with_values = [s for s in series if any(not math.isnan(v) for v in s.values)]
+    totals = [s for s in with_values if s.label.lower() in ("total", "all routes")]
+    return (totals or with_values)[:1]
 
 
 def render_panel(panel: PanelData, path: Path, subtitle: str = "") -> None:
