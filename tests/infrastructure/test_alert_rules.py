@@ -141,3 +141,30 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test(alerts):
         mine = [case for case in cases if case["alertname"] == name]
         assert any(case.get("exp_alerts") for case in mine), f"{name}: no firing case"
         assert any(not case.get("exp_alerts") for case in mine), f"{name}: no quiet case"
+
+
+def test_the_rendered_prometheus_configuration_passes_promtool(tmp_path: Path) -> None:
+    # What `make up` writes (infra/devstack.py renders prometheus.yml.tmpl), checked with the
+    # rule file it names.
+    from feed_wiring.settings import Settings
+    from infra.devstack import Layout, Prometheus
+
+    config = Prometheus(Settings(), Layout(tmp_path)).config()
+    text = config.read_text()
+    settings_lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in settings_lines if "${" in line]
+    assert str(RULES) in text
+    result = subprocess.run(
+        [_promtool(), "check", "config", str(config)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {c["job_name"] for c in yaml.safe_load(text)["scrape_configs"]}
+    assert jobs == {
+        "prometheus",
+        "feed-api",
+        "fanout-worker",
+        "pushgateway",
+        "redis",
+        "postgres",
+        "ferretdb",
+    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -189,3 +190,9 @@ def test_wrong_labels_are_logged_never_raised(
         for s in f.samples
         if s.name == "feed_store_errors_total" and s.value != 0
     ]
+
+
+def test_docs_monitoring_lists_every_metric_of_the_catalogue() -> None:
+    # docs/monitoring.md is the operator's reference: a metric added without a row fails here.
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "monitoring.md").read_text()
+    assert [m.name for m in CATALOGUE if f"`{m.name}`" not in docs] == []

@@ -97,8 +97,8 @@ HTTP_REQUEST_SECONDS = _histogram(
 FEED_READ_SECONDS = _histogram(
     "feed_read_duration_seconds",
     "Home feed page assembly by outcome: cached (from Redis), rebuilt (a timeline or author "
-    "list rebuilt from the post store), lazy (past the cap, read from the post store), partial "
-    "(a store failed; the page may miss items).",
+    "list rebuilt from the post store), lazy (below the timeline's cap: from the author lists or "
+    "the post store), partial (a store failed; the page may miss items).",
     LATENCY_BUCKETS,
     "outcome",
     values=(READ_OUTCOMES,),
