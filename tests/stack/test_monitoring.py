@@ -9,6 +9,7 @@ within seconds of the workload.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -90,9 +91,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     os.chmod(base, 0o755)  # the postgres system user must reach its data folder
     state = base / "state"
     state.mkdir()
-    env = {**os.environ, **PRIVATE, "FEED_STATE_DIR": str(state)}
-    for name in ("POSTGRES_DB", "MONGODB_DB", "REDIS_DB", "PUSHGATEWAY_URL"):
-        env.pop(name, None)
+    # The application's defaults, not what the session's other tests set (the API tests put
+    # their whole settings, token key included, in the environment for the session).
+    ours = {f.name.upper() for f in dataclasses.fields(Settings)}
+    env = {k: v for k, v in os.environ.items() if k not in ours}
+    env.update(PRIVATE, FEED_STATE_DIR=str(state))
     try:
         up = devstack(env, "up", "--no-deploy")
         assert up.returncode == 0, up.stdout + up.stderr
