@@ -60,6 +60,9 @@ class UsersWithProfile(Raising):
             return ME
         raise errors.NotFound("no profile")
 
+    def user_id_of(self, subject: str) -> int:
+        return self.get_by_subject(subject).id
+
 
 def make_client(users_svc: Any = None, posts_svc: Any = None, feed_svc: Any = None) -> TestClient:
     rest = {f: Raising() for f in Services.__dataclass_fields__}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator, WithJsonSchema
 
@@ -29,11 +31,26 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def _services(request: Request) -> Services:
+T = TypeVar("T")
+
+
+async def run_blocking(request: Request, call: Callable[..., T], *args: object) -> T:
+    """Run a blocking domain call from an async route: in the event loop's thread when the app
+    serves one request at a time (a Lambda process: `app.state.inline_blocking`), where a
+    worker thread is pure cost (a thread start and two hand-offs); in the thread pool
+    otherwise (the dev server serves requests concurrently)."""
+    if getattr(request.app.state, "inline_blocking", False):
+        return call(*args)
+    return await run_in_threadpool(call, *args)
+
+
+# The two dependencies every route has are async: no I/O, microseconds of CPU, and a sync
+# dependency costs a thread pool hand-off each.
+async def _services(request: Request) -> Services:
     return request.app.state.services()
 
 
-def _caller(
+async def _caller(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Caller:
@@ -49,14 +66,30 @@ def _current_user(caller: CallerDep, services: ServicesDep) -> User:
     try:
         return services.profiles.get_by_subject(caller.subject)
     except NotFound as exc:
-        raise ApiError(
-            404,
-            "profile_required",
-            "this account has no profile yet: create it with POST /v1/users first",
-        ) from exc
+        raise _profile_required() from exc
 
 
 CurrentUser = Annotated[User, Depends(_current_user)]
+
+
+def _profile_required() -> ApiError:
+    return ApiError(
+        404,
+        "profile_required",
+        "this account has no profile yet: create it with POST /v1/users first",
+    )
+
+
+async def _current_user_id(request: Request, caller: CallerDep, services: ServicesDep) -> int:
+    """The caller's user id, from the process's subject cache after the first request (the
+    profile lookup, on a miss, is blocking I/O: `run_blocking`)."""
+    try:
+        return await run_blocking(request, services.profiles.user_id_of, caller.subject)
+    except NotFound as exc:
+        raise _profile_required() from exc
+
+
+CurrentUserId = Annotated[int, Depends(_current_user_id)]
 
 
 def _viewer(caller: CallerDep, services: ServicesDep) -> int | None:

@@ -34,6 +34,9 @@ def http_handler(app: FastAPI, obs: Observability) -> LambdaHandler:
     # lifespan off: the app has no startup work, and Mangum would otherwise run the lifespan
     # protocol on every cold start.
     asgi = Mangum(app, lifespan="off")
+    # A Lambda process serves one request at a time: blocking domain calls run in the event
+    # loop's thread (feed_api.deps.run_blocking), not through a worker thread.
+    app.state.inline_blocking = True
 
     @obs.logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True

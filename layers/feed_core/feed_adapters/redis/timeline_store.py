@@ -360,15 +360,21 @@ class RedisTimelineStore:
     # -- post cache ----------------------------------------------------------------------------
 
     def cached_posts(self, post_ids: Sequence[int]) -> dict[int, Post]:
-        """Cached bodies (tombstones of deleted posts included). GETs in a pipeline rather than
-        MGET so the same code works on a cluster, where the keys span slots."""
+        """Cached bodies (tombstones of deleted posts included). One MGET on a single server
+        (a pipeline of GETs costs the client a command each to pack and parse: about 0.4 ms of
+        a 20-post page); GETs in a pipeline on a cluster, where the keys span slots."""
         if not post_ids:
             return {}
-        pipe = self._r.pipeline(transaction=False)
-        for post_id in post_ids:
-            pipe.get(post_cache_key(post_id))
+        keys = [post_cache_key(post_id) for post_id in post_ids]
+        if self._cluster:
+            pipe = self._r.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+            bodies = pipe.execute()
+        else:
+            bodies = self._r.mget(keys)
         found: dict[int, Post] = {}
-        for post_id, raw in zip(post_ids, pipe.execute(), strict=True):
+        for post_id, raw in zip(post_ids, bodies, strict=True):
             if raw:
                 found[post_id] = Post.from_dict(json.loads(raw))
         return found

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from feed_api.deps import CurrentUser, Cursor, Limit, ServicesDep
+from feed_api.deps import CurrentUserId, Cursor, Limit, ServicesDep, run_blocking
 from feed_api.errors import error_responses
 from feed_api.schemas import FeedPageOut, PostOut
 
@@ -19,10 +19,14 @@ router = APIRouter(prefix="/v1", tags=["feed"], responses=error_responses(401, 4
     "authors. Page down with `cursor`; new posts never shift a page you already have.",
     responses=error_responses(400, 404),
 )
-def home_feed(
-    me: CurrentUser, services: ServicesDep, cursor: Cursor = None, limit: Limit = 20
+async def home_feed(
+    request: Request,
+    me: CurrentUserId,
+    services: ServicesDep,
+    cursor: Cursor = None,
+    limit: Limit = 20,
 ) -> FeedPageOut:
-    page = services.feed.home_feed(me.id, cursor, limit)
+    page = await run_blocking(request, services.feed.home_feed, me, cursor, limit)
     return FeedPageOut(
         items=[PostOut.from_domain(p) for p in page.items],
         next_cursor=page.next_cursor,

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 # Worker ids are random per process, so two processes can make the same id; a new id (the
 # sequence moves on) is all it takes.
 ID_COLLISION_RETRIES = 3
+# Account subject -> user id, per process: a profile's id never changes and profiles are never
+# deleted, so a hit is always right; a miss (no profile yet) is never cached. Bounded, so a
+# flood of distinct tokens cannot grow it past about a megabyte.
+SUBJECT_CACHE_SIZE = 10_000
 
 
 class ProfileService:
@@ -32,6 +36,7 @@ class ProfileService:
         self._timelines = timelines
         self._cursors = cursors
         self._ids = ids
+        self._id_by_subject: dict[str, int] = {}
 
     def create_profile(self, auth_subject: str, handle: str, display_name: str) -> User:
         if (
@@ -77,6 +82,17 @@ class ProfileService:
         if user is None:
             raise NotFound("no profile for this account")
         return user
+
+    def user_id_of(self, auth_subject: str) -> int:
+        """The id of the account's profile (NotFound without one): the read path's only need
+        of the caller, answered from memory after the account's first request."""
+        user_id = self._id_by_subject.get(auth_subject)
+        if user_id is None:
+            user_id = self.get_by_subject(auth_subject).id
+            if len(self._id_by_subject) >= SUBJECT_CACHE_SIZE:
+                self._id_by_subject.clear()
+            self._id_by_subject[auth_subject] = user_id
+        return user_id
 
     def get(self, user_id: int) -> User:
         user = self._graph.get_user(user_id)
