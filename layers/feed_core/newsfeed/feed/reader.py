@@ -33,6 +33,10 @@ FETCH_SLACK = 10
 MAX_FEED_ROUNDS = 8
 
 
+class _TimelineNotReady(Exception):
+    """The optimistic first read found no ready timeline (missing, or being rebuilt)."""
+
+
 @dataclass(slots=True)
 class _ReadTrace:
     """How one page was assembled, for the read-duration metric's outcome."""
@@ -84,8 +88,7 @@ class HomeFeed:
             self._graph.touch_active(reader_id)
         trace = _ReadTrace()
         try:
-            graph, timeline_ok, trace.rebuilt = self._feeds.populate(graph)
-            items, next_below, degraded = self._page(graph, below, limit, timeline_ok, trace)
+            items, next_below, degraded, timeline_ok = self._assemble(graph, below, limit, trace)
             partial = degraded or not timeline_ok
         except TimelineStoreUnavailable:
             log.warning(
@@ -101,6 +104,21 @@ class HomeFeed:
             FEED_READ_SECONDS, time.perf_counter() - started, outcome=trace.outcome(partial)
         )
         return FeedPage(items, next_cursor, partial)
+
+    def _assemble(
+        self, graph: ReaderGraph, below: int | None, limit: int, trace: _ReadTrace
+    ) -> tuple[list[Post], int | None, bool, bool]:
+        """The page, and whether the timeline was usable. A reader seen recently is read at
+        once: the first round trip tells whether the timeline is there (one Redis round trip
+        fewer than asking first); only when it is not, or the reader was inactive, is the
+        timeline populated (rebuilt) and the page read again."""
+        if not graph.inactive:
+            try:
+                return (*self._page(graph, below, limit, True, trace, missing_raises=True), True)
+            except _TimelineNotReady:
+                pass
+        graph, timeline_ok, trace.rebuilt = self._feeds.populate(graph)
+        return (*self._page(graph, below, limit, timeline_ok, trace), timeline_ok)
 
     def warm(self, reader_id: int, limit: int) -> bool:
         """Prewarm: rebuild the reader's timeline if it is missing and put the first page's
@@ -139,6 +157,8 @@ class HomeFeed:
         limit: int,
         timeline_ok: bool,
         trace: _ReadTrace,
+        *,
+        missing_raises: bool = False,
     ) -> tuple[list[Post], int | None, bool]:
         visible = graph.visible_authors()
         pulled = [a for a in graph.pulled_authors() if a in visible]
@@ -148,7 +168,7 @@ class HomeFeed:
         degraded = False
         use_timeline = timeline_ok
         timeline_horizon = 0
-        for _ in range(MAX_FEED_ROUNDS):
+        for round_ in range(MAX_FEED_ROUNDS):
             read_timeline = use_timeline and (below is None or below > timeline_horizon)
             authors = pulled if read_timeline else pulled + pushed
             timeline, lists = self._timelines.read_candidates(
@@ -157,6 +177,8 @@ class HomeFeed:
             streams: list[Stream] = []
             if timeline is not None:
                 if not timeline.ready:
+                    if missing_raises and round_ == 0:
+                        raise _TimelineNotReady  # nothing read yet: populate, then read again
                     use_timeline = False  # vanished since the check: read its authors directly
                     continue
                 timeline_horizon = timeline.horizon
