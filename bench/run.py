@@ -125,7 +125,7 @@ def memory_section(load: dict[str, Any]) -> dict[str, Any]:
         "bytes_per_entry_timeline_only_sample": round(
             load["sample_memory_usage_bytes"] / load["entries_per_timeline"], 2
         ),
-        "target_bytes_per_entry": 40.0,
+        "target_bytes_per_entry": 12.0,  # issue 11
     }
 
 
