@@ -116,15 +116,16 @@ def memory_section(load: dict[str, Any]) -> dict[str, Any]:
     delta = load["used_memory_after"] - load["used_memory_before"]
     per_entry = delta / load["entries"]
     return {
-        "what": "INFO memory used_memory delta over loading the home timelines (ZSET + its "
-        "metadata HASH + key overhead), divided by the entries",
+        "what": "INFO memory used_memory delta over loading the home timelines through the "
+        "timeline store (the timeline in its encoding, see sample_encoding, + its metadata + "
+        "key overhead), divided by the entries",
         **{k: v for k, v in load.items() if k not in ("load_s", "entries_per_s")},
         "used_memory_delta": delta,
         "bytes_per_entry": round(per_entry, 2),
-        "bytes_per_entry_zset_only_sample": round(
+        "bytes_per_entry_timeline_only_sample": round(
             load["sample_memory_usage_bytes"] / load["entries_per_timeline"], 2
         ),
-        "target_bytes_per_entry": 40.0,
+        "target_bytes_per_entry": 12.0,  # issue 11
     }
 
 

@@ -293,7 +293,8 @@ def load_postgres(graph: Graph, conninfo: str) -> dict[str, float]:
 # -- posts (MongoDB + Redis author lists and post cache) --------------------------------------
 
 
-def _post_id(ms: int, seq: int) -> int:
+def post_id_at(ms: int, seq: int) -> int:
+    """A snowflake id of a post made at `ms` (epoch milliseconds)."""
     return ((ms - EPOCH_MS) << TIME_SHIFT) | (seq & 0x3FFFFF)
 
 
@@ -312,7 +313,7 @@ def make_posts(graph: Graph) -> dict[int, list[Post]]:
         posts = []
         for ms in sorted((now_ms - rng.randrange(span) for _ in range(count)), reverse=True):
             seq += 1
-            pid = _post_id(ms, seq)
+            pid = post_id_at(ms, seq)
             text = f"post {seq} by {uid}: " + "lorem ipsum " * rng.randrange(1, 12)
             posts.append(Post(pid, uid, text, (), datetime.fromtimestamp(ms / 1000, tz=UTC)))
         out[author] = posts
@@ -359,7 +360,7 @@ def load_timelines(
     rng = random.Random(spec.seed + 2)
     now_ms = int(time.time() * 1000) - 3_600_000
     span = 7 * 86_400_000
-    pool = [_post_id(now_ms - rng.randrange(span), i) for i in range(spec.timeline_id_pool)]
+    pool = [post_id_at(now_ms - rng.randrange(span), i) for i in range(spec.timeline_id_pool)]
     readers = {r for rs in graph.readers.values() for r in rs}
     must = {
         int(f)

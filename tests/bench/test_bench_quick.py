@@ -32,7 +32,23 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         assert section in result, section
     assert result["workload"]["graph"]["follow_edges"] > 0
     assert result["memory"]["entries"] > 0
-    assert all(t["all_followers_written"] for t in result["fanout"]["by_followers"].values())
+    fanout = result["fanout"]
+    assert all(t["all_followers_written"] for t in fanout["by_followers"].values())
+    # The measured inserts reach the lazy trim: each pushes its timeline past cap + slack.
+    assert fanout["timeline_trim_at"] > fanout["timeline_max_len"]
+    for tier, t in fanout["by_followers"].items():
+        assert t["every_insert_trimmed"], (tier, t)
+        assert t["inserts_that_trimmed"] == t["inserts"] > 0, (tier, t)
+    server = fanout["server_side"]
+    assert server["inserts"] == sum(t["inserts"] for t in fanout["by_followers"].values())
+    assert server["inserts"] > server["evalsha_calls"] > 0  # one call writes many timelines
+    assert server["inserts_per_s_of_server_time"] > 1e6 / server["usec_per_call"]
+    feed = result["feed_read"]
+    assert feed["headline"]["level"] == "handler"
+    assert set(feed["headline"]["p99_ms"]) == set(feed["groups"])
+    levels = {t["target"]: t["level"] for t in feed["targets"]}
+    assert levels["p99_ms_pushed_only"] == levels["p99_ms_20_celebrities_500_pushed"] == "handler"
+    assert all(t["met"] is not None for t in feed["targets"])
     assert set(result["feed_read"]["groups"]) == {
         f"{c}celeb_{p}pushed" for c in (0, 5, 20) for p in (50, 500)
     }

@@ -75,3 +75,25 @@ def test_settings_read_cluster_flag_and_slack() -> None:
     assert Settings.from_env({"REDIS_CLUSTER": "0"}).redis_cluster is False
     assert Settings.from_env({}).timeline_trim_slack is None
     assert Settings.from_env({"TIMELINE_TRIM_SLACK": "40"}).timeline_trim_slack == 40
+
+
+def test_seed_replaces_timelines_and_lengths_are_reported(
+    redis_client: redis.Redis, clean_stores: None
+) -> None:
+    """The bench refills timelines to the trim threshold before each measured post: a seed must
+    replace what a timeline held (template owners included), not add to it."""
+    t = RedisTimelineStore(redis_client, max_len=10, post_ttl_seconds=60, trim_slack=3)
+    assert t.trim_at == 13
+    owners = [1, 2, 3]
+    old = [[BASE + i for i in range(20, 30)], [BASE + i for i in range(30, 40)]]
+    t.seed_timelines(owners, old)
+    new = [[BASE + i for i in range(13)], [BASE + i for i in range(100, 113)]]
+    t.seed_timelines(owners, new)
+    assert t.timeline_lengths([*owners, 99]) == [13, 13, 13, 0]
+    assert t.timeline_ids(1) == sorted(new[0], reverse=True)
+    assert t.timeline_ids(2) == sorted(new[1], reverse=True)
+    assert t.timeline_ids(3) == sorted(new[0], reverse=True)
+    # At the threshold, one more post runs the trim: back to the cap, horizon at the oldest kept.
+    assert t.push(owners, [BASE + 500]) == 3
+    assert t.timeline_lengths(owners) == [10, 10, 10]
+    assert int(redis_client.hget(timeline_meta_key(1), "h") or 0) == t.timeline_ids(1)[-1]

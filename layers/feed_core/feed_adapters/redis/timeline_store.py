@@ -125,6 +125,8 @@ class RedisTimelineStore:
         slack = default_trim_slack(max_len) if trim_slack is None else trim_slack
         # Keep cap + slack within the listpack limit (never below the cap itself).
         self.trim_slack = max(0, min(slack, LISTPACK_MAX_ENTRIES - max_len))
+        # Fan-out trims a timeline back to max_len once it holds more than this many entries.
+        self.trim_at = max_len + self.trim_slack
         self._cluster = cluster
         self._merge = client.register_script(MERGE_LUA)
         self._push_many = client.register_script(PUSH_MANY_LUA)
@@ -183,7 +185,7 @@ class RedisTimelineStore:
         different slots): one call per timeline, pipelined."""
         args = [
             str(self.max_len),
-            str(self.max_len + self.trim_slack),
+            str(self.trim_at),
             to_member(horizon) if horizon else "",
             *(to_member(p) for p in post_ids),
         ]
@@ -242,13 +244,21 @@ class RedisTimelineStore:
             n += 1
         return sum(1 for score in pipe.execute() if score is not None) if n else 0
 
+    def timeline_lengths(self, user_ids: Sequence[int]) -> list[int]:
+        """Entries in each user's timeline, 0 for none (benchmarks and tooling)."""
+        pipe = self._r.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.zcard(timeline_key(user_id))
+        return [int(n) for n in pipe.execute()] if user_ids else []
+
     def seed_timelines(
         self, owner_ids: Sequence[int], contents: Sequence[Sequence[int]], batch: int = 200
     ) -> None:
         """Bulk load (benchmarks, migrations): owner i gets timeline contents[i % len(contents)]
-        (post ids, any order), ready, its horizon at its oldest entry. Each distinct content is
-        built once by ZADD, then copied to the other owners by DUMP/RESTORE: building an
-        800-entry listpack costs the server about 5 ms, a RESTORE a memcpy."""
+        (post ids, any order), ready, its horizon at its oldest entry; whatever an owner's
+        timeline held before is replaced. Each distinct content is built once by ZADD, then
+        copied to the other owners by DUMP/RESTORE: building an 800-entry listpack costs the
+        server about 5 ms, a RESTORE a memcpy."""
         if not owner_ids or not contents:
             return
         built_at = _now_ms()
@@ -258,6 +268,7 @@ class RedisTimelineStore:
         for owner, ids in zip(templates, contents, strict=False):
             members = sorted((to_member(p) for p in ids), reverse=True)
             horizons.append(members[-1] if members else "")
+            pipe.delete(timeline_key(owner))  # replace, not union with, what it held
             # Descending inserts are the cheapest for a listpack; score = member, as the scripts.
             pipe.execute_command("ZADD", timeline_key(owner), *(x for m in members for x in (m, m)))
         pipe.execute()
