@@ -97,3 +97,47 @@ def test_seed_replaces_timelines_and_lengths_are_reported(
     assert t.push(owners, [BASE + 500]) == 3
     assert t.timeline_lengths(owners) == [10, 10, 10]
     assert int(redis_client.hget(timeline_meta_key(1), "h") or 0) == t.timeline_ids(1)[-1]
+
+
+class RoundTrips:
+    """Counts what the client sends to the server (one send per command or per pipeline)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.n = 0
+        original = redis.connection.AbstractConnection.send_packed_command
+
+        def counted(conn: object, *args: object, **kwargs: object) -> object:
+            self.n += 1
+            return original(conn, *args, **kwargs)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+
+
+def test_a_read_and_a_push_are_one_round_trip_each(
+    redis_client: redis.Redis, clean_stores: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A script queued in a pipeline through redis-py's Script first costs a SCRIPT EXISTS.
+    t = RedisTimelineStore(redis_client, max_len=10, post_ttl_seconds=60)
+    t.commit_timeline(1, [BASE + 1], 0)
+    trips = RoundTrips(monkeypatch)
+    timeline, lists = t.read_candidates(1, [7, 8], None, 5)
+    assert timeline is not None and timeline.ids == [BASE + 1] and set(lists) == {7, 8}
+    assert trips.n == 1
+    trips.n = 0
+    assert t.push([1, 2], [BASE + 2]) == 1
+    assert trips.n == 1
+
+
+def test_scripts_the_server_lost_are_loaded_again(
+    redis_client: redis.Redis, clean_stores: None
+) -> None:
+    # A restart, a failover or SCRIPT FLUSH empties the server's script cache.
+    t = RedisTimelineStore(redis_client, max_len=10, post_ttl_seconds=60)
+    t.commit_timeline(1, [BASE + 1], 0)
+    redis_client.script_flush()
+    assert t.push([1], [BASE + 2]) == 1
+    redis_client.script_flush()
+    timeline, _ = t.read_candidates(1, [], None, 5)
+    assert timeline is not None and timeline.ids == [BASE + 2, BASE + 1]
+    redis_client.script_flush()
+    assert t.drop_timelines([1], built_before_ms=2**62) == 1

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as redis_errors
 
@@ -137,6 +137,45 @@ class RedisTimelineStore:
         self._count_impressions = client.register_script(COUNT_IMPRESSIONS_LUA)
         self._take_impression_counts = client.register_script(TAKE_IMPRESSION_COUNTS_LUA)
         self._release_lock = client.register_script(RELEASE_LOCK_LUA)
+        self._scripts = (
+            self._merge,
+            self._push_many,
+            self._range,
+            self._drop,
+            self._take_events,
+            self._cache_fill,
+            self._count_impressions,
+            self._take_impression_counts,
+            self._release_lock,
+        )
+
+    # -- pipelines of script calls -------------------------------------------------------------
+
+    def _queue(self, pipe: Any, script: Any, keys: Sequence[str], args: Sequence[Any]) -> None:
+        """Queue a script call in `pipe`. On a single server by EVALSHA of its digest: queued
+        through redis-py's Script, a pipeline first asks SCRIPT EXISTS, a round trip more on
+        every read and every fan-out batch. (Cluster: redis-py's way, until it is measured.)"""
+        if self._cluster:
+            script(keys=list(keys), args=list(args), client=pipe)
+        else:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+    def _run(self, queue: Callable[[Any], int]) -> list[Any]:
+        """Build a pipeline with `queue` (it returns how many commands it queued) and run it in
+        one round trip. A server that lost the scripts (restart, failover, SCRIPT FLUSH) gets
+        them loaded and the pipeline once more: every scripted pipeline here is idempotent."""
+        for attempt in range(2):
+            pipe = self._r.pipeline(transaction=False)
+            if not queue(pipe):
+                return []
+            try:
+                return pipe.execute()
+            except redis_errors.NoScriptError:
+                if attempt:
+                    raise
+                for script in self._scripts:
+                    script.sha = self._r.script_load(script.script)
+        raise AssertionError("unreachable")
 
     # -- shared list operations ------------------------------------------------------------
 
@@ -155,7 +194,7 @@ class RedisTimelineStore:
     def _read(
         self, pipe: redis.client.Pipeline, keys: tuple[str, str], below: int | None, count: int
     ) -> None:
-        self._range(keys=list(keys), args=[to_member(below) if below else "", count], client=pipe)
+        self._queue(pipe, self._range, keys, [to_member(below) if below else "", count])
 
     # -- home timelines ------------------------------------------------------------------------
 
@@ -190,19 +229,22 @@ class RedisTimelineStore:
             *(to_member(p) for p in post_ids),
         ]
         per_call = 1 if self._cluster else PUSH_BATCH
-        pipe = self._r.pipeline(transaction=False)
-        calls = 0
+        batches: list[list[str]] = []
         keys: list[str] = []
         for follower_id in follower_ids:
             keys += (timeline_key(follower_id), timeline_meta_key(follower_id))
             if len(keys) >= 2 * per_call:
-                self._push_many(keys=keys, args=args, client=pipe)
-                calls += 1
+                batches.append(keys)
                 keys = []
         if keys:
-            self._push_many(keys=keys, args=args, client=pipe)
-            calls += 1
-        return sum(int(x) for x in pipe.execute()) if calls else 0
+            batches.append(keys)
+
+        def queue(pipe: Any) -> int:
+            for batch in batches:
+                self._queue(pipe, self._push_many, batch, args)
+            return len(batches)
+
+        return sum(int(x) for x in self._run(queue))
 
     def remove(self, follower_ids: Iterable[int], post_ids: Sequence[int]) -> None:
         """Remove posts from timelines (unfollow, block, retract). Missing keys are no-ops."""
@@ -219,14 +261,17 @@ class RedisTimelineStore:
     ) -> tuple[ListRead | None, dict[int, ListRead]]:
         """One pipeline: the reader's timeline (if `reader_id`) and each author list, `count` ids
         below the cursor each."""
-        pipe = self._r.pipeline(transaction=False)
-        if reader_id is not None:
-            self._read(pipe, (timeline_key(reader_id), timeline_meta_key(reader_id)), below, count)
-        for author_id in author_ids:
-            self._read(
-                pipe, (author_posts_key(author_id), author_meta_key(author_id)), below, count
-            )
-        results = pipe.execute() if (reader_id is not None or author_ids) else []
+
+        def queue(pipe: Any) -> int:
+            if reader_id is not None:
+                keys = (timeline_key(reader_id), timeline_meta_key(reader_id))
+                self._read(pipe, keys, below, count)
+            for author_id in author_ids:
+                keys = (author_posts_key(author_id), author_meta_key(author_id))
+                self._read(pipe, keys, below, count)
+            return len(author_ids) + (reader_id is not None)
+
+        results = self._run(queue)
         timeline = _parse_read(results.pop(0)) if reader_id is not None else None
         return timeline, {a: _parse_read(raw) for a, raw in zip(author_ids, results, strict=True)}
 
@@ -305,10 +350,14 @@ class RedisTimelineStore:
         in the post cache: a first read of theirs would go to the stores (prewarm's test)."""
         if not user_ids:
             return []
-        pipe = self._r.pipeline(transaction=False)
-        for user_id in user_ids:
-            self._read(pipe, (timeline_key(user_id), timeline_meta_key(user_id)), None, page_size)
-        reads = [_parse_read(raw) for raw in pipe.execute()]
+
+        def queue(pipe: Any) -> int:
+            for user_id in user_ids:
+                keys = (timeline_key(user_id), timeline_meta_key(user_id))
+                self._read(pipe, keys, None, page_size)
+            return len(user_ids)
+
+        reads = [_parse_read(raw) for raw in self._run(queue)]
         cold = [u for u, read in zip(user_ids, reads, strict=True) if not read.ready]
         warm = [(u, read.ids) for u, read in zip(user_ids, reads, strict=True) if read.ready]
         pipe = self._r.pipeline(transaction=False)
@@ -337,13 +386,15 @@ class RedisTimelineStore:
     def drop_timelines(self, user_ids: Iterable[int], built_before_ms: int) -> int:
         """Delete timelines (list and metadata) not rebuilt since `built_before_ms`; returns how
         many went. The owner's next read rebuilds it, as for any missing timeline."""
-        pipe = self._r.pipeline(transaction=False)
-        n = 0
-        for user_id in user_ids:
-            keys = [timeline_key(user_id), timeline_meta_key(user_id)]
-            self._drop(keys=keys, args=[built_before_ms], client=pipe)
-            n += 1
-        return sum(int(x) for x in pipe.execute()) if n else 0
+        owners = list(user_ids)
+
+        def queue(pipe: Any) -> int:
+            for user_id in owners:
+                keys = [timeline_key(user_id), timeline_meta_key(user_id)]
+                self._queue(pipe, self._drop, keys, [built_before_ms])
+            return len(owners)
+
+        return sum(int(x) for x in self._run(queue))
 
     # -- author lists --------------------------------------------------------------------------
 
@@ -393,16 +444,17 @@ class RedisTimelineStore:
     def cache_posts(self, posts: Iterable[Post]) -> None:
         """Cache bodies; a live body never replaces a cached tombstone (scripts.CACHE_FILL_LUA).
         One script call per key, pipelined: the keys span cluster slots."""
-        pipe = self._r.pipeline(transaction=False)
-        n = 0
-        for post in posts:
-            body = json.dumps(post.to_dict(), separators=(",", ":"))
-            self._cache_fill(
-                keys=[post_cache_key(post.id)], args=[self._post_ttl, body], client=pipe
-            )
-            n += 1
-        if n:
-            pipe.execute()
+        fills = [
+            (post_cache_key(post.id), json.dumps(post.to_dict(), separators=(",", ":")))
+            for post in posts
+        ]
+
+        def queue(pipe: Any) -> int:
+            for key, body in fills:
+                self._queue(pipe, self._cache_fill, [key], [self._post_ttl, body])
+            return len(fills)
+
+        self._run(queue)
 
     # -- engagement event buffer of earlier releases (drained, no longer written) ----------
 
