@@ -1,6 +1,7 @@
 """1. Fan-out throughput of ONE worker: timeline inserts per second through FanoutService.handle
 (head job, then its chunk jobs, in this process, on the real PostgreSQL and Redis), against
-`redis-benchmark` ZADD with pipelining on the same Redis server, in the same run.
+`redis-benchmark` ZADD and LPUSH (the command home timelines are written by) with pipelining on
+the same Redis server, in the same run.
 
 Every follower of a benchmark author is active. Before each measured post (outside the timing)
 the followers' timelines are refilled, through the timeline store, to the lazy-trim threshold
@@ -16,7 +17,7 @@ import random
 import time
 from typing import Any
 
-from bench.stats import redis_benchmark_zadd
+from bench.stats import redis_benchmark_lpush, redis_benchmark_zadd
 from bench.stores import Stores
 from bench.workload import Graph, post_id_at
 
@@ -54,8 +55,12 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
         "zadd_P32_c1": redis_benchmark_zadd(
             s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=1
         ),
+        # Home timelines are LISTs of ids written by LPUSH: the reference of the command used.
+        "lpush_P32_c50": redis_benchmark_lpush(
+            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=50
+        ),
     }
-    stores.redis.delete("myzset")  # redis-benchmark's key
+    stores.redis.delete("myzset", "mylist")  # redis-benchmark's keys
     posts_svc, fanout = stores.services.posts, stores.services.fanout
     timelines = stores.services.timelines
     rng = random.Random(graph.spec.seed + 3)
@@ -145,6 +150,11 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
             if ref and "chunk_jobs_only_inserts_per_s" in top
             else None
         ),
+        "ratio_vs_lpush_P32_c50": (
+            round(top["inserts_per_s"] / refs["lpush_P32_c50"]["ops_per_s"], 3)
+            if refs["lpush_P32_c50"].get("ops_per_s")
+            else None
+        ),
         "ratio_vs_zadd_P32_c1": (
             round(top["inserts_per_s"] / refs["zadd_P32_c1"]["ops_per_s"], 3)
             if refs["zadd_P32_c1"].get("ops_per_s")
@@ -153,7 +163,7 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
         "target_ratio": 0.5,
         "server_side": {
             "what": "INFO commandstats delta of EVALSHA over the fan-out jobs of every measured "
-            "post (the batch push script, one call per up to 250 timelines: ZADD, lazy trim, "
+            "post (the batch push script, one call per up to 250 timelines: LPUSH, lazy trim, "
             "horizon), server CPU time only; per insert = over the measured posts' inserts",
             **server_side(server_calls, server_usec, sum(r["inserts"] for r in per_post)),
         },

@@ -45,7 +45,7 @@ def fanout_plot(fanout: dict[str, Any], path: Path, title: str) -> None:
     xs = [r["followers"] for r in rows]
     ys = [r["inserts_per_s"] for r in rows]
     ax.scatter(xs, ys, label="one worker: inserts/s per post", s=18)
-    for key, style in (("zadd_P32_c50", "--"), ("zadd_P32_c1", ":")):
+    for key, style in (("lpush_P32_c50", "-."), ("zadd_P32_c50", "--"), ("zadd_P32_c1", ":")):
         ref = fanout["reference"].get(key, {}).get("ops_per_s")
         if ref:
             ax.axhline(ref, ls=style, color="grey", label=f"redis-benchmark {key}: {ref:,.0f}/s")

@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             log(
                 f"fan-out: {result['fanout']['headline_inserts_per_s']:,}/s, ratio "
-                f"{result['fanout']['ratio_vs_zadd_P32_c50']}"
+                f"{result['fanout']['ratio_vs_zadd_P32_c50']} to ZADD, "
+                f"{result['fanout']['ratio_vs_lpush_P32_c50']} to LPUSH"
             )
         if "feed" in only:
             log("feed read latency")

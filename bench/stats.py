@@ -44,11 +44,11 @@ def timed_calls(
     return out, False
 
 
-def redis_benchmark_zadd(
-    host: str, port: int, db: int, *, requests: int, pipeline: int, clients: int
+def redis_benchmark(
+    test: str, host: str, port: int, db: int, *, requests: int, pipeline: int, clients: int
 ) -> dict[str, Any]:
-    """`redis-benchmark -t zadd` against the same server (its own key, in the bench database,
-    deleted afterwards by the caller's FLUSHDB or by DEL)."""
+    """`redis-benchmark -t <test>` against the same server (its own key, in the bench database:
+    `myzset` for zadd, `mylist` for lpush; the caller deletes it)."""
     exe = shutil.which("redis-benchmark")
     if exe is None:
         return {"error": "redis-benchmark not installed"}
@@ -61,7 +61,7 @@ def redis_benchmark_zadd(
         "--dbnum",
         str(db),
         "-t",
-        "zadd",
+        test,
         "-n",
         str(requests),
         "-P",
@@ -75,9 +75,27 @@ def redis_benchmark_zadd(
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
-    row = next(r for r in rows if r["test"].startswith("ZADD"))
+    row = next(r for r in rows if r["test"].upper().startswith(test.upper()))
     return {
         "command": " ".join(cmd[1:]),
         "ops_per_s": float(row["rps"]),
         "p50_latency_ms": float(row["p50_latency_ms"]),
     }
+
+
+def redis_benchmark_zadd(
+    host: str, port: int, db: int, *, requests: int, pipeline: int, clients: int
+) -> dict[str, Any]:
+    """ZADD of random members into one growing sorted set (`myzset`)."""
+    return redis_benchmark(
+        "zadd", host, port, db, requests=requests, pipeline=pipeline, clients=clients
+    )
+
+
+def redis_benchmark_lpush(
+    host: str, port: int, db: int, *, requests: int, pipeline: int, clients: int
+) -> dict[str, Any]:
+    """LPUSH into one list (`mylist`): the command home timelines (LISTs of ids) are written by."""
+    return redis_benchmark(
+        "lpush", host, port, db, requests=requests, pipeline=pipeline, clients=clients
+    )
