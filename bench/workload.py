@@ -401,6 +401,9 @@ def load_timelines(
         "zset_max_listpack_entries": str(
             next(iter(raw.config_get("zset-max-listpack-entries").values()), "?")
         ),
+        "list_max_listpack_size": str(
+            next(iter(raw.config_get("list-max-listpack-size").values()), "?")
+        ),
     }
     raw.close()
     return out

@@ -8,13 +8,12 @@ import pytest
 from conftest import wait_for
 
 from feed_adapters.redis.keys import timeline_key, timeline_meta_key
-from newsfeed.ids import to_member
 
 pytestmark = pytest.mark.e2e
 
 
 def in_timeline(redis_client, user: dict, post_id: str) -> bool:
-    return redis_client.zscore(timeline_key(int(user["id"])), to_member(int(post_id))) is not None
+    return redis_client.lpos(timeline_key(int(user["id"])), str(int(post_id))) is not None
 
 
 def test_the_authorizer_refuses_requests_without_a_valid_token(api):

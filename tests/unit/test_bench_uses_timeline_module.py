@@ -21,7 +21,7 @@ FORBIDDEN_CALLS = {
     *("zrevrangebyscore", "zremrangebyrank", "lpush", "rpush", "lrange", "ltrim", "llen"),
     *("hset", "hget", "hmget", "hgetall", "dump", "restore", "register_script", "evalsha"),
 }
-KEY_PREFIXES = ("tl:", "tlm:", "ap:", "apm:", "post:")
+KEY_PREFIXES = ("htl:", "htm:", "tl:", "tlm:", "ap:", "apm:", "post:")
 ALLOWED_IMPORTS = {
     ("workload.py", "newsfeed.ids.EPOCH_MS"),
     ("workload.py", "newsfeed.ids.TIME_SHIFT"),

@@ -47,7 +47,7 @@ class Settings:
     timeline_max_len: int = 800
     # Lazy trim: fan-out trims a timeline back to TIMELINE_MAX_LEN only once it exceeds
     # TIMELINE_MAX_LEN + this. None: 10% of the cap (caps >= 100), else 0. Cap + slack is kept
-    # <= 1024, Redis's zset-max-listpack-entries (timelines stay listpacks).
+    # <= 1024 (bounds the O(n) walks of the timeline scripts; docs/design.md).
     timeline_trim_slack: int | None = None
     # Redis Cluster (ElastiCache cluster mode): fan-out pipelines one script call per timeline
     # instead of batching many timelines (keys of different users are in different slots).

@@ -2,14 +2,21 @@
 
 Keys (the braces are literal Redis Cluster hash tags, so a list and its metadata share a slot
 and one Lua script can update both atomically):
-  tl:{user}     home timeline ZSET: member = zero-padded 19-digit post id, score = the id as a
-                double. Doubles round 64-bit ids, but ties sort by member and members are
-                fixed-width, so ZSET order is exactly id order. Capped at TIMELINE_MAX_LEN,
-                lazily on fan-out: trimmed back to the cap once it exceeds cap + trim slack.
-  tlm:{user}    timeline metadata HASH: state (building|ready), built_at (ms), h (horizon),
-                rebuild_at (ms, when the last rebuild started).
-  ap:{author}   the author's recent post ids, same encoding and cap.
-  apm:{author}  the author list's metadata, same fields.
+  htl:{user}    home timeline LIST of post ids, newest first (strictly descending, no duplicate).
+                Each id is pushed as its plain decimal, so Redis stores it as an integer listpack
+                entry (about 10 bytes). Capped at TIMELINE_MAX_LEN, lazily on fan-out: trimmed
+                back to the cap once it exceeds cap + trim slack. Ids are compared in the scripts
+                as decimal strings (length, then bytes): Lua numbers are doubles.
+  htm:{user}    timeline metadata HASH: state (building|ready), built_at (ms), h (horizon, plain
+                decimal), rebuild_at (ms, when the last rebuild started).
+  tl:{user}, tlm:{user}  the ZSET layout of earlier releases: never read. The owner's timeline is
+                missing under the new names, so the next read rebuilds it, and the rebuild deletes
+                the old pair (same hash tag, same slot); the cleanup job drops those of owners who
+                do not come back.
+  ap:{author}   the author's recent post ids: ZSET, member = zero-padded 19-digit post id, score =
+                the id as a double (ties sort by member, members are fixed-width, so ZSET order is
+                exactly id order). Capped at TIMELINE_MAX_LEN, trimmed exactly.
+  apm:{author}  the author list's metadata, same fields (h zero-padded, as its members).
   post:{id}     cached post body (JSON of Post.to_dict), TTL POST_CACHE_TTL_SECONDS.
   bf:{author}:<job>  SET of finished chunks of one backfill_author job (TTL one day).
 
@@ -27,11 +34,16 @@ from __future__ import annotations
 
 
 def timeline_key(user_id: int) -> str:
-    return f"tl:{{{user_id}}}"
+    return f"htl:{{{user_id}}}"
 
 
 def timeline_meta_key(user_id: int) -> str:
-    return f"tlm:{{{user_id}}}"
+    return f"htm:{{{user_id}}}"
+
+
+def legacy_timeline_keys(user_id: int) -> tuple[str, str]:
+    """The ZSET timeline and its metadata of the earlier layout (deleted, never read)."""
+    return f"tl:{{{user_id}}}", f"tlm:{{{user_id}}}"
 
 
 def author_posts_key(author_id: int) -> str:
@@ -81,8 +93,10 @@ def backfill_key(author_id: int, job_id: str) -> str:
     return f"bf:{{{author_id}}}:{job_id}"
 
 
-# SCAN pattern of every home timeline's metadata (cleanup walks the timelines through it).
-TIMELINE_META_PATTERN = "tlm:{*}"
+# SCAN patterns of every home timeline's metadata (cleanup walks the timelines through them):
+# the LIST layout's, and the ZSET layout's left behind.
+TIMELINE_META_PATTERN = "htm:{*}"
+LEGACY_TIMELINE_META_PATTERN = "tlm:{*}"
 
 
 def owner_of(key: str) -> int:

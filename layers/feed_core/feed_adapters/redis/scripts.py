@@ -1,12 +1,13 @@
 """The Lua scripts of the timeline store: each keeps a list and its metadata consistent in one
-atomic step (a list and its metadata share a hash tag, so they live in one cluster slot)."""
+atomic step (a list and its metadata share a hash tag, so they live in one cluster slot). Home
+timelines are LISTs of integer ids (LIST_*), author lists ZSETs (MERGE_LUA, RANGE_LUA)."""
 
 from __future__ import annotations
 
 _ZADD_BATCH = 500  # members per ZADD inside Lua (keeps unpack() far below its stack limit)
 
 # KEYS: list, meta. ARGV: max_len, min_horizon|'', require_meta '1'|'0', state|'', built_at, ids...
-# Trims exactly to max_len (rebuilds and author lists; fan-out uses PUSH_MANY_LUA).
+# Author lists (ZSETs): a new post, a rebuild commit. Trims exactly to max_len.
 MERGE_LUA = """
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local n = #ARGV
@@ -36,44 +37,198 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'state', ARGV[4], 'built_at', 
 return 1
 """.replace("ZADD_BATCH", str(_ZADD_BATCH))
 
+# -- home timelines: LISTs of ids, newest first ---------------------------------------------
+# Ids travel and are stored as plain decimals (Redis keeps them as integer listpack entries).
+# Lua numbers are doubles (53 bits), so the scripts compare ids as strings: a shorter decimal is
+# smaller, equal lengths compare bytewise. A list holds no duplicate and no id below its horizon.
+_LIST_LIB = r"""
+local function lt(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+local function rewrite(list, ids, n)
+  redis.call('DEL', list)
+  local i = 1
+  while i <= n do
+    local j = math.min(n, i + BATCH - 1)
+    redis.call('RPUSH', list, unpack(ids, i, j))
+    i = j + 1
+  end
+end
+-- Lazy trim back to maxlen; the horizon rises to the oldest kept id.
+local function trim(list, meta, maxlen)
+  redis.call('LTRIM', list, 0, maxlen - 1)
+  local tail = redis.call('LINDEX', list, -1)
+  local h = redis.call('HGET', meta, 'h') or ''
+  if tail and (h == '' or lt(h, tail)) then redis.call('HSET', meta, 'h', tail) end
+end
+-- One id older than the head and not in the list: binary search of its place (LINDEX), then
+-- LINSERT before the first smaller id (or RPUSH). Returns the new length.
+local function insert_sorted(list, id)
+  local n = redis.call('LLEN', list)
+  local lo, hi = 0, n
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if lt(redis.call('LINDEX', list, mid), id) then hi = mid else lo = mid + 1 end
+  end
+  if lo == n then return redis.call('RPUSH', list, id) end
+  return redis.call('LINSERT', list, 'BEFORE', redis.call('LINDEX', list, lo), id)
+end
+-- Merge descending unique `ins` into the list (one LRANGE, one rewrite if anything changed),
+-- dropping ids below the horizon (raised to minh first), trimming to maxlen above `limit`.
+local function merge(list, meta, ins, maxlen, limit, minh)
+  local h0 = redis.call('HGET', meta, 'h') or ''
+  local h = h0
+  if minh ~= '' and (h == '' or lt(h, minh)) then h = minh end
+  local cur = redis.call('LRANGE', list, 0, -1)
+  local out, i, j, added = {}, 1, 1, 0
+  local nc, ni = #cur, #ins
+  while i <= nc or j <= ni do
+    local a, b = cur[i], ins[j]
+    local x, new = a, false
+    if a == nil then x, new = b, true; j = j + 1
+    elseif b == nil then i = i + 1
+    elseif a == b then i = i + 1; j = j + 1
+    elseif lt(b, a) then i = i + 1
+    else x, new = b, true; j = j + 1 end
+    if h ~= '' and lt(x, h) then break end
+    out[#out + 1] = x
+    if new then added = added + 1 end
+  end
+  local n = #out
+  if n > limit then
+    n = maxlen
+    if n > 0 and (h == '' or lt(h, out[n])) then h = out[n] end
+  end
+  if added > 0 or n ~= nc then rewrite(list, out, n) end
+  if h ~= h0 then redis.call('HSET', meta, 'h', h) end
+end
+""".replace("BATCH", str(_ZADD_BATCH))
+
 # Fan-out write into one or many timelines in one call (many: single Redis only, the keys of
 # different users span slots; cluster mode calls it with one timeline's two keys).
-# KEYS: list1, meta1, list2, meta2, ... ARGV: max_len, trim_at, min_horizon|'', ids...
-# Per timeline, exactly MERGE_LUA with require_meta '1' and no state: skipped unless its
-# metadata exists; ZADD; lazy trim back to max_len above trim_at, the horizon rising to the
-# oldest kept entry; the horizon written only when it changes. Returns how many were written.
-PUSH_MANY_LUA = """
+# KEYS: list1, meta1, list2, meta2, ... ARGV: max_len, trim_at, min_horizon|'', ids (descending,
+# unique)... Per timeline, skipped unless its metadata exists. One id and no horizon (a post's
+# fan-out, the common case): newer than the head -> LPUSH, O(1); equal to the head -> nothing;
+# older (a chunk job arriving late, a redelivery) -> below the horizon: skipped; present (LPOS):
+# nothing; else inserted in place. Several ids or a horizon (backfill, follow): merge. Above
+# trim_at the list is trimmed back to max_len, the horizon rising to the oldest kept id.
+# Returns how many timelines exist (were written or already held the ids).
+LIST_PUSH_LUA = (
+    _LIST_LIB
+    + """
 local maxlen = tonumber(ARGV[1])
 local trim_at = tonumber(ARGV[2])
 local minh = ARGV[3]
-local n = #ARGV
-local args = {}
-for j = 4, n do
-  args[#args + 1] = ARGV[j]
-  args[#args + 1] = ARGV[j]
-end
+local ins = {}
+for j = 4, #ARGV do ins[#ins + 1] = ARGV[j] end
+local n = #ins
 local written = 0
 for k = 1, #KEYS, 2 do
   local list, meta = KEYS[k], KEYS[k + 1]
   if redis.call('EXISTS', meta) == 1 then
-    if #args > 0 then redis.call('ZADD', list, unpack(args)) end
-    local trim = redis.call('ZCARD', list) > trim_at
-    if trim or minh ~= '' then
-      local h = redis.call('HGET', meta, 'h') or ''
-      local h0 = h
-      if minh ~= '' and minh > h then h = minh end
-      if trim then
-        redis.call('ZREMRANGEBYRANK', list, 0, -(maxlen + 1))
-        local oldest = redis.call('ZRANGE', list, 0, 0)[1]
-        if oldest and oldest > h then h = oldest end
-      end
-      if h ~= h0 then redis.call('HSET', meta, 'h', h) end
-    end
     written = written + 1
+    if n == 1 and minh == '' then
+      local id = ins[1]
+      local head = redis.call('LINDEX', list, 0)
+      if head and lt(head, id) then
+        if redis.call('LPUSH', list, id) > trim_at then trim(list, meta, maxlen) end
+      elseif head ~= id then
+        local h = redis.call('HGET', meta, 'h') or ''
+        if h == '' or not lt(id, h) then
+          if not head then
+            redis.call('RPUSH', list, id)
+          elseif not redis.call('LPOS', list, id) then
+            if insert_sorted(list, id) > trim_at then trim(list, meta, maxlen) end
+          end
+        end
+      end
+    elseif n > 0 or minh ~= '' then
+      merge(list, meta, ins, maxlen, trim_at, minh)
+    end
   end
 end
 return written
 """
+)
+
+# Rebuild commit. KEYS: list, meta, legacy list, legacy meta (the ZSET layout's, deleted).
+# ARGV: max_len, min_horizon|'', state, built_at, ids (descending, unique)... The rebuilt ids are
+# merged with what the list holds (fan-out wrote into it while it was `building`), entries below
+# the horizon dropped, trimmed exactly to max_len, written back in order; then marked.
+LIST_COMMIT_LUA = (
+    _LIST_LIB
+    + """
+redis.call('DEL', KEYS[3], KEYS[4])
+local ins = {}
+for j = 5, #ARGV do ins[#ins + 1] = ARGV[j] end
+local maxlen = tonumber(ARGV[1])
+merge(KEYS[1], KEYS[2], ins, maxlen, maxlen, ARGV[2])
+redis.call('HSET', KEYS[2], 'state', ARGV[3], 'built_at', ARGV[4])
+return 1
+"""
+)
+
+# Remove ids from timelines. KEYS: lists (one per call in cluster mode). ARGV: ids... A few ids
+# (retract): LREM each, stopping at the first match (no duplicates). More (unmerge, block): one
+# LRANGE, filter, rewrite. Missing lists are no-ops; the horizon does not move.
+LIST_REMOVE_LUA = (
+    _LIST_LIB
+    + """
+local few = #ARGV <= 4
+local drop = {}
+for _, id in ipairs(ARGV) do drop[id] = true end
+for _, list in ipairs(KEYS) do
+  if few then
+    for _, id in ipairs(ARGV) do redis.call('LREM', list, 1, id) end
+  else
+    local cur = redis.call('LRANGE', list, 0, -1)
+    local out = {}
+    for _, m in ipairs(cur) do
+      if not drop[m] then out[#out + 1] = m end
+    end
+    if #out < #cur then rewrite(list, out, #out) end
+  end
+end
+return 1
+"""
+)
+
+# KEYS: list, meta. ARGV: below|'' (exclusive), count. Returns {state, h, ids...}: up to `count`
+# ids strictly below `below`, newest first, none below the horizon. The first id below the cursor
+# is found by binary search (LINDEX), then one LRANGE.
+LIST_RANGE_LUA = (
+    _LIST_LIB
+    + """
+local meta = redis.call('HMGET', KEYS[2], 'state', 'h')
+local h = meta[2] or ''
+local out = {meta[1] or '', h}
+local below = ARGV[1]
+local want = tonumber(ARGV[2])
+local start = 0
+if below ~= '' then
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if head and not lt(head, below) then
+    local lo, hi = 0, redis.call('LLEN', KEYS[1])
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if lt(redis.call('LINDEX', KEYS[1], mid), below) then hi = mid else lo = mid + 1 end
+    end
+    start = lo
+  end
+end
+if want > 0 then
+  for _, m in ipairs(redis.call('LRANGE', KEYS[1], start, start + want - 1)) do
+    if h ~= '' and lt(m, h) then break end
+    out[#out + 1] = m
+  end
+end
+return out
+"""
+)
+
+
+# -- author lists: ZSETs ----------------------------------------------------------------------
 
 # KEYS: list, meta. ARGV: below|'' (exclusive), count. Returns {state, h, ids...}: up to `count`
 # members strictly below `below`, newest first. Scores are rounded ids, so members in the same
@@ -103,7 +258,8 @@ return out
 """
 
 
-# KEYS: list, meta. ARGV: built_before (ms). Drops the timeline unless it was (re)built at or
+# KEYS: list, meta, then any keys to drop with them (the ZSET layout's). ARGV: built_before (ms).
+# Drops the timeline unless it was (re)built at or
 # after `built_before` (its owner came back meanwhile and is reading it) or a rebuild started
 # since then (`building` with `rebuild_at`: fan-out writes into it until the rebuild commits).
 # A rebuild that started before `built_before` and never committed (its reader crashed) is
@@ -114,7 +270,7 @@ local since = tonumber(ARGV[1])
 if meta[1] == 'building' and tonumber(meta[3] or '0') >= since then return 0 end
 local built = tonumber(meta[2] or '0')
 if built >= since then return 0 end
-return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
+return redis.call('DEL', unpack(KEYS)) > 0 and 1 or 0
 """
 
 

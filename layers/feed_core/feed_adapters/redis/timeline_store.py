@@ -26,6 +26,7 @@ from .keys import (
     IMPRESSION_DRAIN_LOCK_KEY,
     IMPRESSION_DRAINING_INDEX_KEY,
     IMPRESSION_INDEX_KEY,
+    LEGACY_TIMELINE_META_PATTERN,
     TIMELINE_META_PATTERN,
     author_meta_key,
     author_posts_key,
@@ -33,6 +34,7 @@ from .keys import (
     impression_counts_key,
     impressions_dropped_key,
     impressions_seen_key,
+    legacy_timeline_keys,
     owner_of,
     post_cache_key,
     timeline_key,
@@ -42,8 +44,11 @@ from .scripts import (
     CACHE_FILL_LUA,
     COUNT_IMPRESSIONS_LUA,
     DROP_LUA,
+    LIST_COMMIT_LUA,
+    LIST_PUSH_LUA,
+    LIST_RANGE_LUA,
+    LIST_REMOVE_LUA,
     MERGE_LUA,
-    PUSH_MANY_LUA,
     RANGE_LUA,
     RELEASE_LOCK_LUA,
     TAKE_EVENTS_LUA,
@@ -54,10 +59,12 @@ if TYPE_CHECKING:
     import redis
 
 BACKFILL_TRACKING_TTL_SECONDS = 86_400
-# Redis's zset-max-listpack-entries (docs/design.md): a timeline stays a compact listpack only
-# while it holds at most this many entries, so TIMELINE_MAX_LEN + trim slack must not exceed it.
+# Bound on a home timeline's length (cap + trim slack). The scripts walk a timeline in O(n) on
+# the rare paths (a late insert's LPOS, a merge, a many-id removal); capping n keeps each call
+# short. It is also Redis's zset-max-listpack-entries, which keeps the author lists (ZSETs,
+# capped at TIMELINE_MAX_LEN) compact listpacks.
 LISTPACK_MAX_ENTRIES = 1024
-# Timelines per fan-out script call (non-cluster mode): 2 keys each in KEYS.
+# Timelines per fan-out (and removal) script call (non-cluster mode): 2 keys each in KEYS.
 PUSH_BATCH = 250
 DRAIN_BATCH = 1000
 # A reader's impressions counted per hour at most (a deep pager's; the rest counted as dropped).
@@ -82,6 +89,12 @@ def _now_ms() -> str:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _ids_desc(post_ids: Iterable[int]) -> list[str]:
+    """Ids as the timeline scripts take them: unique, newest first, plain decimals (stored by
+    Redis as integers; a zero-padded member would be stored as a string)."""
+    return [str(p) for p in sorted(set(post_ids), reverse=True)]
 
 
 def _parse_read(raw: Sequence[str]) -> ListRead:
@@ -129,8 +142,11 @@ class RedisTimelineStore:
         self.trim_at = max_len + self.trim_slack
         self._cluster = cluster
         self._merge = client.register_script(MERGE_LUA)
-        self._push_many = client.register_script(PUSH_MANY_LUA)
         self._range = client.register_script(RANGE_LUA)
+        self._push_many = client.register_script(LIST_PUSH_LUA)
+        self._commit = client.register_script(LIST_COMMIT_LUA)
+        self._remove = client.register_script(LIST_REMOVE_LUA)
+        self._timeline_range = client.register_script(LIST_RANGE_LUA)
         self._drop = client.register_script(DROP_LUA)
         self._take_events = client.register_script(TAKE_EVENTS_LUA)
         self._cache_fill = client.register_script(CACHE_FILL_LUA)
@@ -139,8 +155,11 @@ class RedisTimelineStore:
         self._release_lock = client.register_script(RELEASE_LOCK_LUA)
         self._scripts = (
             self._merge,
-            self._push_many,
             self._range,
+            self._push_many,
+            self._commit,
+            self._remove,
+            self._timeline_range,
             self._drop,
             self._take_events,
             self._cache_fill,
@@ -194,7 +213,40 @@ class RedisTimelineStore:
     def _read(
         self, pipe: redis.client.Pipeline, keys: tuple[str, str], below: int | None, count: int
     ) -> None:
+        """An author list (ZSET) below the cursor."""
         self._queue(pipe, self._range, keys, [to_member(below) if below else "", count])
+
+    def _read_timeline(
+        self, pipe: redis.client.Pipeline, user_id: int, below: int | None, count: int
+    ) -> None:
+        """A home timeline (LIST) below the cursor."""
+        keys = (timeline_key(user_id), timeline_meta_key(user_id))
+        self._queue(pipe, self._timeline_range, keys, [str(below) if below else "", count])
+
+    def _batches(self, user_ids: Iterable[int], keys_of: Callable[[int], Sequence[str]]) -> list:
+        """KEYS of one script call per PUSH_BATCH timelines (single Redis) or per timeline
+        (cluster: the keys of different users live in different slots)."""
+        per_call = 1 if self._cluster else PUSH_BATCH
+        batches: list[list[str]] = []
+        keys: list[str] = []
+        n = 0
+        for user_id in user_ids:
+            keys += keys_of(user_id)
+            n += 1
+            if n == per_call:
+                batches.append(keys)
+                keys, n = [], 0
+        if keys:
+            batches.append(keys)
+        return batches
+
+    def _call_batches(self, script: Any, batches: list, args: Sequence[str]) -> list[Any]:
+        def queue(pipe: Any) -> int:
+            for batch in batches:
+                self._queue(pipe, script, batch, args)
+            return len(batches)
+
+        return self._run(queue)
 
     # -- home timelines ------------------------------------------------------------------------
 
@@ -209,14 +261,23 @@ class RedisTimelineStore:
         )
 
     def commit_timeline(self, user_id: int, post_ids: Sequence[int], horizon: int) -> None:
-        """Union the rebuilt ids into the timeline (keeping what fan-out added meanwhile), trim,
-        and mark it ready."""
-        keys = [timeline_key(user_id), timeline_meta_key(user_id)]
-        self._merge(keys=keys, args=self._merge_args(post_ids, horizon, False, LIST_READY))
+        """Union the rebuilt ids into the timeline (keeping what fan-out added meanwhile), drop
+        what lies below the horizon, trim, write it back in order and mark it ready. The keys of
+        the ZSET layout, if left, go too."""
+        keys = [timeline_key(user_id), timeline_meta_key(user_id), *legacy_timeline_keys(user_id)]
+        args = [
+            str(self.max_len),
+            str(horizon) if horizon else "",
+            LIST_READY,
+            _now_ms(),
+            *_ids_desc(post_ids),
+        ]
+        self._run(lambda pipe: self._queue(pipe, self._commit, keys, args) or 1)
 
     def push(self, follower_ids: Iterable[int], post_ids: Sequence[int], horizon: int = 0) -> int:
         """Fan-out write: add posts to each follower's timeline that exists; returns how many
-        timelines were written. Idempotent (ZADD of a present member is a no-op).
+        timelines exist among them. Idempotent (an id already there is not added again) and
+        order-independent (a late id is inserted in place, one below the horizon skipped).
 
         Lazy trim: a timeline is trimmed back to `max_len` only once it holds more than
         `max_len + trim_slack` entries (the horizon rises to the oldest kept entry then). Single
@@ -225,36 +286,18 @@ class RedisTimelineStore:
         args = [
             str(self.max_len),
             str(self.trim_at),
-            to_member(horizon) if horizon else "",
-            *(to_member(p) for p in post_ids),
+            str(horizon) if horizon else "",
+            *_ids_desc(post_ids),
         ]
-        per_call = 1 if self._cluster else PUSH_BATCH
-        batches: list[list[str]] = []
-        keys: list[str] = []
-        for follower_id in follower_ids:
-            keys += (timeline_key(follower_id), timeline_meta_key(follower_id))
-            if len(keys) >= 2 * per_call:
-                batches.append(keys)
-                keys = []
-        if keys:
-            batches.append(keys)
-
-        def queue(pipe: Any) -> int:
-            for batch in batches:
-                self._queue(pipe, self._push_many, batch, args)
-            return len(batches)
-
-        return sum(int(x) for x in self._run(queue))
+        batches = self._batches(follower_ids, lambda u: (timeline_key(u), timeline_meta_key(u)))
+        return sum(int(x) for x in self._call_batches(self._push_many, batches, args))
 
     def remove(self, follower_ids: Iterable[int], post_ids: Sequence[int]) -> None:
         """Remove posts from timelines (unfollow, block, retract). Missing keys are no-ops."""
         if not post_ids:
             return
-        members = [to_member(p) for p in post_ids]
-        pipe = self._r.pipeline(transaction=False)
-        for follower_id in follower_ids:
-            pipe.zrem(timeline_key(follower_id), *members)
-        pipe.execute()
+        batches = self._batches(follower_ids, lambda u: (timeline_key(u),))
+        self._call_batches(self._remove, batches, _ids_desc(post_ids))
 
     def read_candidates(
         self, reader_id: int | None, author_ids: Sequence[int], below: int | None, count: int
@@ -264,8 +307,7 @@ class RedisTimelineStore:
 
         def queue(pipe: Any) -> int:
             if reader_id is not None:
-                keys = (timeline_key(reader_id), timeline_meta_key(reader_id))
-                self._read(pipe, keys, below, count)
+                self._read_timeline(pipe, reader_id, below, count)
             for author_id in author_ids:
                 keys = (author_posts_key(author_id), author_meta_key(author_id))
                 self._read(pipe, keys, below, count)
@@ -277,23 +319,22 @@ class RedisTimelineStore:
 
     def timeline_ids(self, user_id: int) -> list[int]:
         """Whole timeline, newest first (tests and tooling)."""
-        return [int(m) for m in self._r.zrevrange(timeline_key(user_id), 0, -1)]
+        return [int(m) for m in self._r.lrange(timeline_key(user_id), 0, -1)]
 
     def count_holding(self, user_ids: Iterable[int], post_id: int) -> int:
         """How many of these users' timelines hold the post (benchmarks and tooling)."""
-        member = to_member(post_id)
         pipe = self._r.pipeline(transaction=False)
         n = 0
         for user_id in user_ids:
-            pipe.zscore(timeline_key(user_id), member)
+            pipe.lpos(timeline_key(user_id), str(post_id))
             n += 1
-        return sum(1 for score in pipe.execute() if score is not None) if n else 0
+        return sum(1 for pos in pipe.execute() if pos is not None) if n else 0
 
     def timeline_lengths(self, user_ids: Sequence[int]) -> list[int]:
         """Entries in each user's timeline, 0 for none (benchmarks and tooling)."""
         pipe = self._r.pipeline(transaction=False)
         for user_id in user_ids:
-            pipe.zcard(timeline_key(user_id))
+            pipe.llen(timeline_key(user_id))
         return [int(n) for n in pipe.execute()] if user_ids else []
 
     def seed_timelines(
@@ -301,9 +342,8 @@ class RedisTimelineStore:
     ) -> None:
         """Bulk load (benchmarks, migrations): owner i gets timeline contents[i % len(contents)]
         (post ids, any order), ready, its horizon at its oldest entry; whatever an owner's
-        timeline held before is replaced. Each distinct content is built once by ZADD, then
-        copied to the other owners by DUMP/RESTORE: building an 800-entry listpack costs the
-        server about 5 ms, a RESTORE a memcpy."""
+        timeline held before is replaced. Each distinct content is built once by RPUSH, then
+        copied to the other owners by DUMP/RESTORE (a RESTORE is a memcpy)."""
         if not owner_ids or not contents:
             return
         built_at = _now_ms()
@@ -311,11 +351,11 @@ class RedisTimelineStore:
         templates = owner_ids[: len(contents)]
         horizons = []
         for owner, ids in zip(templates, contents, strict=False):
-            members = sorted((to_member(p) for p in ids), reverse=True)
+            members = _ids_desc(ids)
             horizons.append(members[-1] if members else "")
             pipe.delete(timeline_key(owner))  # replace, not union with, what it held
-            # Descending inserts are the cheapest for a listpack; score = member, as the scripts.
-            pipe.execute_command("ZADD", timeline_key(owner), *(x for m in members for x in (m, m)))
+            if members:
+                pipe.rpush(timeline_key(owner), *members)
         pipe.execute()
         for owner in templates:
             pipe.dump(timeline_key(owner))
@@ -353,8 +393,7 @@ class RedisTimelineStore:
 
         def queue(pipe: Any) -> int:
             for user_id in user_ids:
-                keys = (timeline_key(user_id), timeline_meta_key(user_id))
-                self._read(pipe, keys, None, page_size)
+                self._read_timeline(pipe, user_id, None, page_size)
             return len(user_ids)
 
         reads = [_parse_read(raw) for raw in self._run(queue)]
@@ -373,13 +412,15 @@ class RedisTimelineStore:
 
     def timeline_owners(self, batch: int = 500) -> Iterator[list[int]]:
         """Every user that has a home timeline in Redis, in batches (SCAN: no blocking, may
-        repeat a user, which callers tolerate)."""
+        repeat a user, which callers tolerate). Owners of a timeline of the ZSET layout left
+        behind too, so the cleanup job drops those keys of inactive owners."""
         owners: list[int] = []
-        for key in self._r.scan_iter(match=TIMELINE_META_PATTERN, count=batch):
-            owners.append(owner_of(key.decode() if isinstance(key, bytes) else key))
-            if len(owners) >= batch:
-                yield owners
-                owners = []
+        for pattern in (TIMELINE_META_PATTERN, LEGACY_TIMELINE_META_PATTERN):
+            for key in self._r.scan_iter(match=pattern, count=batch):
+                owners.append(owner_of(key.decode() if isinstance(key, bytes) else key))
+                if len(owners) >= batch:
+                    yield owners
+                    owners = []
         if owners:
             yield owners
 
@@ -390,7 +431,11 @@ class RedisTimelineStore:
 
         def queue(pipe: Any) -> int:
             for user_id in owners:
-                keys = [timeline_key(user_id), timeline_meta_key(user_id)]
+                keys = [
+                    timeline_key(user_id),
+                    timeline_meta_key(user_id),
+                    *legacy_timeline_keys(user_id),
+                ]
                 self._queue(pipe, self._drop, keys, [built_before_ms])
             return len(owners)
 
