@@ -108,11 +108,12 @@ end
 # Fan-out write into one or many timelines in one call (many: single Redis only, the keys of
 # different users span slots; cluster mode calls it with one timeline's two keys).
 # KEYS: list1, meta1, list2, meta2, ... ARGV: max_len, trim_at, min_horizon|'', ids (descending,
-# unique)... Per timeline, skipped unless its metadata exists. One id and no horizon (a post's
-# fan-out, the common case): newer than the head -> LPUSH, O(1); equal to the head -> nothing;
-# older (a chunk job arriving late, a redelivery) -> below the horizon: skipped; present (LPOS):
-# nothing; else inserted in place. Several ids or a horizon (backfill, follow): merge. Above
-# trim_at the list is trimmed back to max_len, the horizon rising to the oldest kept id.
+# unique)... Per timeline, skipped unless its metadata exists (a non-empty list implies it).
+# One id and no horizon (a post's fan-out, the common case): newer than the head -> LPUSH,
+# O(1); equal to the head -> nothing; older (a chunk job arriving late, a redelivery) -> below
+# the horizon: skipped; present (LPOS): nothing; else inserted in place. Several ids or a
+# horizon (backfill, follow): merge. Above trim_at the list is trimmed back to max_len, the
+# horizon rising to the oldest kept id.
 # Returns how many timelines exist (were written or already held the ids).
 LIST_PUSH_LUA = (
     _LIST_LIB
@@ -126,11 +127,14 @@ local n = #ins
 local written = 0
 for k = 1, #KEYS, 2 do
   local list, meta = KEYS[k], KEYS[k + 1]
-  if redis.call('EXISTS', meta) == 1 then
+  local head = false
+  if n == 1 and minh == '' then head = redis.call('LINDEX', list, 0) end
+  -- A list that exists has its metadata (both are written together, dropped together, and
+  -- never evicted): only an empty or a missing timeline needs the EXISTS.
+  if head or redis.call('EXISTS', meta) == 1 then
     written = written + 1
     if n == 1 and minh == '' then
       local id = ins[1]
-      local head = redis.call('LINDEX', list, 0)
       if head and lt(head, id) then
         if redis.call('LPUSH', list, id) > trim_at then trim(list, meta, maxlen) end
       elseif head ~= id then
