@@ -314,3 +314,32 @@ def run(
         "(bench/lambda_layer.py), per variant and tracing mode"
     )
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Only the `from_sam_build` part, without the stores (the other part's first invocation
+    needs them): `python -m bench.cold_start --repeats 5`."""
+    import argparse
+
+    from infra import mint_token
+
+    parser = argparse.ArgumentParser(description="cold start from the sam build folder")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cap-repeats", type=int, help="CPU-capped samples (0: none)")
+    parser.add_argument("--builds-dir", type=Path, help="default: the tools folder's sam-builds")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="feed-coldstart-key-") as keys:
+        pair = mint_token.ensure_keypair(Path(keys))  # a throwaway key: init only reads it
+        meta, per_fn = from_sam_build(
+            Settings.from_env(os.environ),
+            repeats=args.repeats,
+            jwt_key=pair.public_pem,
+            builds_dir=args.builds_dir,
+            cap_repeats=args.cap_repeats,
+        )
+    print(json.dumps({"from_sam_build": meta, "functions": per_fn}, indent=2))
+    return 0 if meta.get("available") and not meta.get("errors") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

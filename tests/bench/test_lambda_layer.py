@@ -119,3 +119,20 @@ def test_cpu_cap_says_what_it_tried_when_there_is_no_cgroup(tmp_path: Path) -> N
     with lambda_layer.cpu_cap(0.29, cgroup_root=tmp_path) as (cap, notes):
         assert cap is None
         assert len(notes) == 2 and "v1" in notes[1]
+
+
+def test_cold_start_section_says_when_there_is_no_build(tmp_path: Path) -> None:
+    from bench import cold_start
+    from feed_wiring.settings import Settings
+
+    settings = Settings.from_env({})
+    meta, per_fn = cold_start.from_sam_build(
+        settings, repeats=1, jwt_key=tmp_path / "none.pem", builds_dir=tmp_path / "absent"
+    )
+    assert meta == {"available": False, "reason": meta["reason"]} and per_fn == {}
+    assert "make up" in meta["reason"]
+    fake_build(tmp_path / "builds")  # a layer and the feed function only
+    meta, _ = cold_start.from_sam_build(
+        settings, repeats=1, jwt_key=tmp_path / "none.pem", builds_dir=tmp_path / "builds"
+    )
+    assert not meta["available"] and "posts" in meta["reason"]
