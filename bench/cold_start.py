@@ -17,7 +17,8 @@ build folder and the layer's `python/` folder on PYTHONPATH, no bytecode written
 - `as_built`: the build folder as `sam build` left it (it ships no `.pyc`: Lambda's /opt and
   /var/task are read-only, so such a layer compiles every module it imports on every cold start);
 - `no_pyc`: a copy without any `.pyc` (measured only when the build ships some);
-- `precompiled`: a copy after `python -m compileall` (a layer that ships its bytecode);
+- `precompiled`: a copy after `python -m compileall` (a layer that ships its bytecode, as
+  unchecked-hash pycs: zip keeps mtimes to 2 s, so timestamp pycs could look stale on Lambda);
 - `..._cpu_capped`: the same under a cgroup CPU quota of Lambda's share of a vCPU at the
   template's 512 MB (512/1769), when the machine lets the bench create one; traced only.
 """
@@ -185,7 +186,9 @@ def from_sam_build(
         meta["precompile_s"] = round(lambda_layer.precompile(python, pre, FUNCTIONS), 1)
         meta["precompiled_layer_bytecode"] = lambda_layer.bytecode_in(pre.layer)
         variants["precompiled"] = pre
-        meta["variants"]["precompiled"] = "a copy after python -m compileall (timestamp pycs)"
+        meta["variants"]["precompiled"] = (
+            "a copy after python -m compileall --invalidation-mode unchecked-hash"
+        )
         share = lambda_layer.lambda_cpu_share(MEMORY_MB)
         capper = lambda_layer.cpu_cap(share) if cap else contextlib.nullcontext((None, []))
         with capper as (cpu, notes):
