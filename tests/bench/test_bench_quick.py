@@ -52,6 +52,10 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     assert set(result["feed_read"]["groups"]) == {
         f"{c}celeb_{p}pushed" for c in (0, 5, 20) for p in (50, 500)
     }
+    variants = ("handler_cold_post_cache", "handler_deep_page", "handler_returning_inactive")
+    for name, group in feed["groups"].items():
+        for variant in variants:  # measured beside the warm handler read, never empty
+            assert group[variant]["n"] > 0 and group[variant]["p50_ms"] > 0, (name, variant)
     assert set(result["cold_start"]["functions"]) == {"feed", "posts", "social", "fanout"}
     e2e = result["e2e_lag"]
     if "skipped" not in e2e:
