@@ -60,5 +60,8 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     e2e = result["e2e_lag"]
     if "skipped" not in e2e:
         assert all(t["all_followers_saw_every_post"] for t in e2e["by_followers"].values())
+        for label in ("no_window", "window_1s"):  # consumed in parallel, as Lambda would
+            lags = e2e["parallel_consumers"][label]["by_followers"]
+            assert lags and all(t["lag_all"]["n"] == t["posts"] > 0 for t in lags.values())
     for png in ("bench-feed-latency-quick.png", "bench-fanout-rate-quick.png"):
         assert (tmp_path / png).stat().st_size > 0
