@@ -8,6 +8,10 @@ once, and print the timings as one JSON line.
 The caller sets the import path as Lambda does, through PYTHONPATH: the code folder
 (LAMBDA_TASK_ROOT) first, then the layer (/opt/python). Only the standard library is imported
 before the timer starts.
+
+After the timer, the probe also reports the loaded modules whose file lies neither on PYTHONPATH
+nor in the standard library (`foreign_modules`): none when the interpreter is isolated the way
+bench/lambda_layer.py starts it, so that only the function folder and the layer are importable.
 """
 
 import time
@@ -18,6 +22,26 @@ import importlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+
+def foreign_modules() -> dict:
+    import os
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    allowed = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    allowed += [paths["stdlib"], paths["platstdlib"]]
+    roots = tuple(os.path.join(os.path.realpath(p), "") for p in allowed)
+    foreign = sorted(
+        {
+            name.partition(".")[0]
+            for name, mod in list(sys.modules.items())
+            if getattr(mod, "__file__", None)
+            and not os.path.realpath(mod.__file__).startswith(roots)
+            and name != "__main__"
+        }
+    )
+    return {"foreign_modules": len(foreign), "foreign_examples": foreign[:8]}
 
 
 def main() -> None:
@@ -33,6 +57,7 @@ def main() -> None:
         "modules_loaded": len(sys.modules),
         "xray_imported": "aws_xray_sdk" in sys.modules,
         "fastapi_imported": "fastapi" in sys.modules,
+        **foreign_modules(),
     }
     if invoke:
         spec = json.loads(Path(invoke).read_text())

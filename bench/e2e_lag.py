@@ -16,6 +16,7 @@ import math
 import time
 from typing import Any
 
+from bench import e2e_parallel
 from bench.stats import dist
 from bench.stores import Stores, load_function, settings_env
 from bench.workload import Graph
@@ -31,6 +32,7 @@ def run(
     posts_per_tier: dict[int, int],
     queue_name: str,
     max_seconds: float,
+    parallel_consumers: int = 4,
 ) -> dict[str, Any]:
     settings = stores.settings
     if not settings.aws_endpoint_url:
@@ -146,9 +148,32 @@ def run(
             "create": dist([r["create_s"] for r in rs]),
         }
     sqs.purge_queue(QueueUrl=url)
+    # As Lambda consumes: chunk jobs in parallel (e2e_parallel), without and with the template's
+    # batching window (FanoutBatchingWindowSeconds, 1 s).
+    tier_posts = [
+        (tier, graph.uid(authors[0]), posts_per_tier.get(tier, 0))
+        for tier, authors in graph.tier_authors.items()
+    ]
+    parallel = {}
+    for label, window in (("no_window", 0.0), ("window_1s", 1.0)):
+        parallel[label] = e2e_parallel.run(
+            services,
+            sqs,
+            url,
+            arn,
+            env,
+            tier_posts,
+            chunk_size=settings.fanout_chunk_size,
+            consumers=parallel_consumers,
+            batch=10,
+            window=window,
+            max_seconds=max_seconds / 2,
+        )
+        sqs.purge_queue(QueueUrl=url)
     return {
         "what": "post create -> visible in every follower's timeline via SQS (emulator) and "
-        "the fan-out handler; one consumer, batch 10",
+        "the fan-out handler; one consumer, batch 10 (parallel: several consumer processes)",
+        "parallel_consumers": parallel,
         "queue": queue_name,
         "emulator_send_to_receive_idle": dist(poll_alone),
         "by_followers": by_tier,

@@ -28,13 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stats import dist, timed_calls
+from bench.stats import dist, timed_after_setup, timed_calls
 from bench.stores import Stores, load_function, settings_env
 from bench.workload import Graph, subject_of
 from infra import lambda_events, mint_token
 from newsfeed.feed.merge import merge_newest_first, stream_from_fetch
 
 LIMIT = 20
+# The deep-page variant reads this page (the cursor of the page before it taken untimed).
+DEEP_PAGE = 10
 
 PUSHED_ONLY = ("0celeb_50pushed", "0celeb_500pushed")
 PUSHED_500 = ("0celeb_500pushed", "5celeb_500pushed", "20celeb_500pushed")
@@ -151,6 +153,24 @@ def pull_only_mongo(stores: Stores, reader_uid: int) -> list[int]:
     return [p for p in ids if p in posts]
 
 
+def _cursor_of_page(feed: Any, reader: int, page: int) -> str | None:
+    """The cursor that reads page `page` (None if the feed ends before it)."""
+    cursor = None
+    for _ in range(page - 1):
+        cursor = feed.home_feed(reader, cursor, LIMIT).next_cursor
+        if cursor is None:
+            return None
+    return cursor
+
+
+def _mark_inactive(stores: Stores, user_id: int, days: int) -> None:
+    with stores.pool.connection() as conn:
+        conn.execute(
+            "UPDATE users SET last_active_at = now() - make_interval(days => %s) WHERE id = %s",
+            (days, user_id),
+        )
+
+
 def load_feed_handler(stores: Stores, key_dir: Path) -> tuple[Any, Any, Any]:
     """functions/feed/app.py as Lambda loads it, with the bench settings as its environment."""
     pair = mint_token.ensure_keypair(key_dir)
@@ -173,6 +193,7 @@ def run(
     graph: Graph,
     *,
     reads_per_group: int,
+    variant_reads: int,
     baseline_reads: int,
     mongo_baseline_reads: int,
     max_seconds: float,
@@ -212,6 +233,41 @@ def run(
         def pull_redis(i: int, uids: list[int] = uids) -> None:
             pull_only_redis(stores, uids[i % len(uids)])
 
+        # Honest variants, at the handler, each beside the warm number (untimed set-up first).
+        first_pages = {u: [p.id for p in feed.home_feed(u, None, LIMIT).items] for u in uids}
+        deep_cursors = {u: _cursor_of_page(feed, u, DEEP_PAGE) for u in uids}
+
+        def read(u: int, cursor: str | None = None, tokens: dict = tokens) -> None:
+            query = {"limit": LIMIT, **({"cursor": cursor} if cursor else {})}
+            ev = events.http_event("GET", "/v1/feed", token=tokens[u], query=query)
+            resp = handler_mod.handler(ev, ctx)
+            if resp["statusCode"] != 200:
+                raise AssertionError(resp)
+
+        def evict_page(i: int, uids: list[int] = uids, pages: dict = first_pages) -> None:
+            stores.services.timelines.forget_cached_posts(pages[uids[i % len(uids)]])
+
+        def make_inactive(i: int, uids: list[int] = uids) -> None:
+            _mark_inactive(stores, uids[i % len(uids)], stores.settings.active_days + 1)
+
+        def nothing(i: int) -> None:
+            pass
+
+        def read_first(i: int, uids: list[int] = uids) -> None:
+            read(uids[i % len(uids)])
+
+        def read_deep(i: int, uids: list[int] = uids, cursors: dict = deep_cursors) -> None:
+            read(uids[i % len(uids)], cursors[uids[i % len(uids)]])
+
+        variants = (
+            # Hydration from MongoDB: the page's bodies evicted before each read.
+            ("handler_cold_post_cache", evict_page, read_first),
+            # Page 10: past the timeline's cap for most readers, from the lists and the store.
+            ("handler_deep_page", nothing, read_deep),
+            # A reader back after ACTIVE_DAYS: fan-out skipped them, the read rebuilds.
+            ("handler_returning_inactive", make_inactive, read_first),
+        )
+
         def pull_mongo(i: int, uids: list[int] = uids) -> None:
             pull_only_mongo(stores, uids[i % len(uids)])
 
@@ -232,6 +288,9 @@ def run(
             samples, cut = timed_calls(fn, count, max_seconds)
             row[label] = {**dist(samples), "cut_by_time_bound": cut}
             raw[f"{name}/{label}"] = samples
+        for label, setup, fn in variants:
+            samples, cut = timed_after_setup(setup, fn, variant_reads, max_seconds)
+            row[label] = {**dist(samples), "cut_by_time_bound": cut}
         row.update(speedups(row))
         groups[name] = row
     return {

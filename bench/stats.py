@@ -44,6 +44,22 @@ def timed_calls(
     return out, False
 
 
+def timed_after_setup(
+    setup: Callable[[int], Any], call: Callable[[int], Any], count: int, max_seconds: float
+) -> tuple[list[float], bool]:
+    """As timed_calls, with an untimed setup(i) before each timed call(i)."""
+    out: list[float] = []
+    deadline = time.monotonic() + max_seconds
+    for i in range(count):
+        setup(i)
+        t0 = time.perf_counter()
+        call(i)
+        out.append(time.perf_counter() - t0)
+        if time.monotonic() > deadline:
+            return out, len(out) < count
+    return out, False
+
+
 def redis_benchmark(
     test: str, host: str, port: int, db: int, *, requests: int, pipeline: int, clients: int
 ) -> dict[str, Any]:

@@ -52,9 +52,16 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     assert set(result["feed_read"]["groups"]) == {
         f"{c}celeb_{p}pushed" for c in (0, 5, 20) for p in (50, 500)
     }
+    variants = ("handler_cold_post_cache", "handler_deep_page", "handler_returning_inactive")
+    for name, group in feed["groups"].items():
+        for variant in variants:  # measured beside the warm handler read, never empty
+            assert group[variant]["n"] > 0 and group[variant]["p50_ms"] > 0, (name, variant)
     assert set(result["cold_start"]["functions"]) == {"feed", "posts", "social", "fanout"}
     e2e = result["e2e_lag"]
     if "skipped" not in e2e:
         assert all(t["all_followers_saw_every_post"] for t in e2e["by_followers"].values())
+        for label in ("no_window", "window_1s"):  # consumed in parallel, as Lambda would
+            lags = e2e["parallel_consumers"][label]["by_followers"]
+            assert lags and all(t["lag_all"]["n"] == t["posts"] > 0 for t in lags.values())
     for png in ("bench-feed-latency-quick.png", "bench-fanout-rate-quick.png"):
         assert (tmp_path / png).stat().st_size > 0

@@ -321,6 +321,12 @@ class RedisTimelineStore:
         """Whole timeline, newest first (tests and tooling)."""
         return [int(m) for m in self._r.lrange(timeline_key(user_id), 0, -1)]
 
+    def forget_cached_posts(self, post_ids: Iterable[int]) -> None:
+        """Evict post bodies from the cache (benchmarks: reads with a cold post cache)."""
+        keys = [post_cache_key(p) for p in post_ids]
+        if keys:
+            self._r.delete(*keys)
+
     def count_holding(self, user_ids: Iterable[int], post_id: int) -> int:
         """How many of these users' timelines hold the post (benchmarks and tooling)."""
         pipe = self._r.pipeline(transaction=False)
