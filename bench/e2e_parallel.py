@@ -15,6 +15,7 @@ import math
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import sys
 import time
 from typing import Any
 
@@ -34,6 +35,8 @@ def consume(
 ) -> None:
     """One consumer process: receive, run the handler, delete, report (post id, finished at)."""
     os.environ.update(env)
+    # The handler's EMF documents: not into the bench's log.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     from feed_wiring.settings import Settings
     from functions import load_app
     from infra import fanout_worker, local_queues
