@@ -33,15 +33,7 @@ def timed_calls(
 ) -> tuple[list[float], bool]:
     """Run call(i) up to `count` times or until `max_seconds` pass; returns per-call seconds and
     whether the time bound cut the loop short."""
-    out: list[float] = []
-    deadline = time.monotonic() + max_seconds
-    for i in range(count):
-        t0 = time.perf_counter()
-        call(i)
-        out.append(time.perf_counter() - t0)
-        if time.monotonic() > deadline:
-            return out, len(out) < count
-    return out, False
+    return timed_after_setup(lambda i: None, call, count, max_seconds)
 
 
 def timed_after_setup(

@@ -788,6 +788,7 @@ class MonitoringDaemon(Service):
     binary = ""
     port_env = ""
     ready_path = "/metrics"
+    listen_flag = "--web.listen-address"
     host = "127.0.0.1"
 
     def __init__(self, settings: Settings, layout: Layout) -> None:
@@ -818,7 +819,7 @@ class MonitoringDaemon(Service):
         self.workdir.mkdir(parents=True, exist_ok=True)
         exe = shutil.which(self.binary) or self.binary
         spawn(
-            [exe, f"--web.listen-address=127.0.0.1:{self.port}", *self.arguments()],
+            [exe, f"{self.listen_flag}=127.0.0.1:{self.port}", *self.arguments()],
             self.layout,
             self.name,
             env={**os.environ, **self.environment()},
@@ -843,21 +844,11 @@ class RedisExporter(MonitoringDaemon):
     binary = "prometheus-redis-exporter"
     port_env = "REDIS_EXPORTER_PORT"
 
-    def start(self, env: dict[str, str] | None = None) -> None:
-        # Go's flag package: one dash, and the address flag spelled its own way.
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        s = self.settings
-        spawn(
-            [
-                shutil.which(self.binary) or self.binary,
-                f"-web.listen-address=127.0.0.1:{self.port}",
-                f"-redis.addr=redis://{s.redis_host}:{s.redis_port}",
-            ],
-            self.layout,
-            self.name,
-            cwd=self.workdir,
-        )
-        wait_until(self.answers, self.name)
+    # Go's flag package: one dash.
+    listen_flag = "-web.listen-address"
+
+    def arguments(self) -> list[str]:
+        return [f"-redis.addr=redis://{self.settings.redis_host}:{self.settings.redis_port}"]
 
 
 class PostgresExporter(MonitoringDaemon):

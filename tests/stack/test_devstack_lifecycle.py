@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DEVSTACK = ROOT / "infra" / "devstack.py"
+from tests.stack.devstack_cli import devstack
+
 pytestmark = pytest.mark.integration
 
 # Ports of this private stack: below 32768 and apart from the default ones (15432, 16379,
@@ -41,17 +39,6 @@ SERVICES = {
     "postgres-exporter",
     "prometheus",
 }
-
-
-def devstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(DEVSTACK), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def pids_of(state: Path) -> dict[str, int]:

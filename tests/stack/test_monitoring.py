@@ -24,13 +24,14 @@ from urllib.request import urlopen
 
 import httpx
 import pytest
+import yaml
 
 from feed_wiring.settings import Settings
 from infra.mint_token import ensure_keypair, mint_token
 from infra.monitoring.dashboard import load_dashboard, panel_queries
+from tests.stack.devstack_cli import devstack
 
 ROOT = Path(__file__).resolve().parents[2]
-DEVSTACK = ROOT / "infra" / "devstack.py"
 pytestmark = pytest.mark.integration
 
 # Apart from the default ports and from the other private stacks of the tests
@@ -55,26 +56,6 @@ PROMETHEUS = f"http://127.0.0.1:{PRIVATE['PROMETHEUS_PORT']}"
 API = f"http://127.0.0.1:{PRIVATE['FEED_API_PORT']}"
 SCRAPES_APART = 2.5  # seconds: two scrapes at the 1 s interval, and some room
 SCHEDULED_JOBS = ("prewarm", "rollup", "cleanup", "repair", "impressions")
-SCRAPE_JOBS = {
-    "prometheus",
-    "feed-api",
-    "fanout-worker",
-    "pushgateway",
-    "redis",
-    "postgres",
-    "ferretdb",
-}
-
-
-def devstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(DEVSTACK), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def prometheus(path: str, **params: Any) -> Any:
@@ -165,13 +146,21 @@ def run_workload(env: dict[str, str]) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def wait_for_first_scrapes(timeout: float = 60) -> None:
+def scrape_jobs(env: dict[str, str]) -> set[str]:
+    """The jobs of the configuration `up` rendered for this stack (every one must be up)."""
+    config = Path(env["FEED_STATE_DIR"]) / "prometheus" / "prometheus.yml"
+    jobs = {c["job_name"] for c in yaml.safe_load(config.read_text())["scrape_configs"]}
+    assert {"feed-api", "fanout-worker", "pushgateway", "redis", "postgres"} <= jobs
+    return jobs
+
+
+def wait_for_first_scrapes(jobs: set[str], timeout: float = 60) -> None:
     """Until Prometheus has scraped every target once: what happens before a target's first
     scrape is in no rate() (its series start at the value they already have)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         targets = prometheus("/api/v1/targets")["activeTargets"]
-        if {t["labels"]["job"] for t in targets if t["health"] == "up"} == SCRAPE_JOBS:
+        if {t["labels"]["job"] for t in targets if t["health"] == "up"} == jobs:
             return
         time.sleep(0.5)
     pytest.fail(f"not every target was scraped within {timeout:.0f} s: {targets}")
@@ -179,7 +168,7 @@ def wait_for_first_scrapes(timeout: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def after_workload(stack: dict[str, str]) -> dict[str, str]:
-    wait_for_first_scrapes()
+    wait_for_first_scrapes(scrape_jobs(stack))
     run_workload(stack)
     # The worker samples the queues every 2 s; a few more scrapes put everything in range.
     time.sleep(6)
@@ -189,7 +178,7 @@ def after_workload(stack: dict[str, str]) -> dict[str, str]:
 def test_every_target_is_up(after_workload: dict[str, str]) -> None:
     targets = prometheus("/api/v1/targets")["activeTargets"]
     health = {t["labels"]["job"]: (t["health"], t["lastError"]) for t in targets}
-    assert set(health) == SCRAPE_JOBS
+    assert set(health) == scrape_jobs(after_workload)
     assert {job: h for job, h in health.items() if h[0] != "up"} == {}
 
 

@@ -17,7 +17,7 @@ from feed_wiring.settings import Settings
 from newsfeed import errors
 from newsfeed.model import FeedPage
 from newsfeed.social.profiles import SUBJECT_CACHE_SIZE, ProfileService
-from tests.unit.test_errors import ME, Raising, StubVerifier, UsersWithProfile
+from tests.fakes.api import ME, Raising, StubVerifier, UsersWithProfile
 
 
 class FeedInLoopProbe:

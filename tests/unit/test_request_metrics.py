@@ -3,61 +3,20 @@ duration per request, labelled by route template (never the raw path), method an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from feed_api.app import create_app
-from feed_api.auth import Caller, TokenVerifier, unauthorized
 from feed_api.metrics import UNMATCHED_ROUTE
 from feed_api.routers import feed, posts, users
 from feed_wiring.root import Services
 from feed_wiring.settings import Settings
 from newsfeed import errors
 from newsfeed.telemetry import HTTP_REQUEST_SECONDS
+from tests.fakes.api import Raising, StubVerifier, UsersWithProfile
 from tests.fakes.telemetry import RecordingTelemetry
-
-ME = SimpleNamespace(
-    id=1111111111111111111,
-    handle="alice",
-    display_name="Alice",
-    follower_count=0,
-    following_count=0,
-    created_at=datetime(2025, 1, 1, tzinfo=UTC),
-)
-
-
-class StubVerifier(TokenVerifier):
-    """Accepts `Bearer ok:<sub>`."""
-
-    def __init__(self) -> None:
-        super().__init__(issuer="i", audience="a", public_key_file="/unused")
-
-    def verify(self, token: str) -> Caller:
-        if not token.startswith("ok:"):
-            raise unauthorized("token signature is invalid")
-        return Caller(subject=token[3:], claims={})
-
-
-class Raising:
-    """A service whose every method raises `exc`."""
-
-    def __init__(self, exc: Exception) -> None:
-        self.exc = exc
-
-    def __getattr__(self, name: str) -> Any:
-        def method(*args: Any, **kwargs: Any) -> Any:
-            raise self.exc
-
-        return method
-
-
-class Profiles(Raising):
-    def get_by_subject(self, subject: str) -> Any:
-        return ME
 
 
 def make_client(telemetry: RecordingTelemetry, posts_svc: Any = None) -> TestClient:
@@ -65,7 +24,7 @@ def make_client(telemetry: RecordingTelemetry, posts_svc: Any = None) -> TestCli
     services = Services(
         **{
             **rest,
-            "profiles": Profiles(errors.NotFound("stub")),
+            "profiles": UsersWithProfile(),
             "posts": posts_svc or Raising(errors.NotFound("post 42 not found")),
         }
     )
