@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from feed_api import auth
 from feed_api.auth import TokenVerifier, bearer_token
 from feed_api.errors import ApiError
 
@@ -256,3 +257,64 @@ def test_subject_with_control_characters(
     with pytest.raises(ApiError) as exc:
         verifier.verify(make_token(signing_key, sub=sub))
     assert_401(exc, "control characters")
+
+
+# -- verified tokens are trusted again until their expiry ----------------------------------------
+
+
+def test_a_verified_token_is_not_verified_again(
+    verifier: TokenVerifier, signing_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = make_token(signing_key, sub="cached")
+    assert verifier.verify(token).subject == "cached"
+
+    def no_second_check(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("verified in full again")
+
+    monkeypatch.setattr(jwt, "decode", no_second_check)
+    assert verifier.verify(token).subject == "cached"
+    with pytest.raises(AssertionError):  # any other token string is checked in full
+        verifier.verify(token + "x")
+
+
+def test_a_cached_token_is_refused_once_it_expires(
+    verifier: TokenVerifier, signing_key: rsa.RSAPrivateKey
+) -> None:
+    # Valid for one more second thanks to the leeway; trusted for exactly that long.
+    token = make_token(signing_key, exp=int(time.time()) + 1 - auth.LEEWAY_SECONDS)
+    assert verifier.verify(token).subject == "alice"
+    time.sleep(2.1)
+    with pytest.raises(ApiError) as exc:
+        verifier.verify(token)
+    assert_401(exc, "expired")
+
+
+def test_a_cached_token_is_checked_again_after_the_trust_bound(
+    public_key_file: Path, signing_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_000.0]
+    verifier = TokenVerifier(
+        issuer=ISS, audience=AUD, public_key_file=str(public_key_file), clock=lambda: now[0]
+    )
+    token = make_token(signing_key)
+    verifier.verify(token)
+    calls = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
+    now[0] += auth.VERIFIED_TOKEN_SECONDS - 1
+    verifier.verify(token)
+    assert calls == []
+    now[0] += 2
+    verifier.verify(token)
+    assert calls == [1]
+
+
+def test_the_verified_token_cache_is_bounded(
+    verifier: TokenVerifier, signing_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "VERIFIED_TOKEN_CACHE_SIZE", 3)
+    tokens = [make_token(signing_key, sub=f"u{i}") for i in range(5)]
+    for token in tokens:
+        verifier.verify(token)
+    assert len(verifier._verified) == 3
+    assert set(verifier._verified) == set(tokens[2:])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 FanoutMode = Literal["push", "pull", "push_pending"]
 FANOUT_MODES: tuple[str, ...] = ("push", "pull", "push_pending")
@@ -108,9 +108,18 @@ class FeedPage:
     partial: bool = False
 
 
+class FeedSources(NamedTuple):
+    """What one feed read asks the timeline store for, derived from a reader's graph."""
+
+    visible: frozenset[int]  # followees and the reader, minus muted and blocked
+    pulled: tuple[int, ...]  # visible authors read at request time (pull, push_pending, self)
+    pushed: tuple[int, ...]  # visible authors whose posts are in the home timeline (push)
+
+
 @dataclass(frozen=True, slots=True)
 class ReaderGraph:
-    """Everything the feed read needs from PostgreSQL, loaded in one round trip."""
+    """Everything the feed read needs from PostgreSQL, loaded in one round trip. Treat as
+    immutable: the graph store may hand the same object to many reads."""
 
     reader_id: int
     followees: dict[int, str]  # followee id -> fanout_mode
@@ -120,9 +129,25 @@ class ReaderGraph:
     inactive: bool = False
     # last_active_at is older than a minute: worth an UPDATE.
     touch_due: bool = False
+    # Derived views, computed on first use (a graph kept between reads computes them once).
+    _memo: dict[str, Any] = field(
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
+    )
 
-    def visible_authors(self) -> set[int]:
-        return ({*self.followees, self.reader_id} - self.muted) - self.blocked
+    def visible_authors(self) -> frozenset[int]:
+        return self.feed_sources().visible
+
+    def feed_sources(self) -> FeedSources:
+        sources = self._memo.get("sources")
+        if sources is None:
+            visible = frozenset(({*self.followees, self.reader_id} - self.muted) - self.blocked)
+            sources = FeedSources(
+                visible,
+                tuple(a for a in self.pulled_authors() if a in visible),
+                tuple(a for a, m in self.followees.items() if m == "push" and a in visible),
+            )
+            self._memo["sources"] = sources
+        return sources
 
     def pulled_authors(self) -> list[int]:
         """Authors read at request time: pull-mode followees, push_pending ones (still pulled while

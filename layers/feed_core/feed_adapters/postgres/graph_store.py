@@ -6,6 +6,7 @@ locked in id order, so A-follows-B and B-follows-A at the same time cannot deadl
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from newsfeed.model import BlockChange, FollowChange, ReaderGraph, User
 from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 
 from ..translate import StoreBreaker, unavailable_on
+from .graph_cache import CachedGraph, ReaderGraphCache
 from .watchdog import WATCHDOG
 
 if TYPE_CHECKING:
@@ -30,6 +32,45 @@ _USER_COLUMNS = (
     "id, auth_subject, handle, display_name, follower_count, following_count, fanout_mode,"
     " created_at, last_active_at"
 )
+
+
+# The reader's row first (its graph version, the mode epoch, activity flags, and whether the
+# versions the caller holds are stale), then the edges, sent only when stale (a NULL version,
+# nothing cached, is always stale). The `stale` InitPlan runs once; when false each edge scan
+# is skipped by its one-time filter.
+_READER_GRAPH_SQL = """
+WITH me AS (
+    SELECT u.graph_version, e.mode_epoch,
+           u.last_active_at < now() - make_interval(days => %(days)s) AS inactive,
+           u.last_active_at < now() - interval '1 minute' AS touch_due,
+           (u.graph_version, e.mode_epoch) IS DISTINCT FROM (%(v)s::bigint, %(e)s::bigint)
+               AS stale
+      FROM users u CROSS JOIN graph_epoch e WHERE u.id = %(r)s
+)
+SELECT 'u', graph_version, NULL, inactive, touch_due, mode_epoch, stale FROM me
+UNION ALL
+SELECT 'f', f.followee_id, u.fanout_mode, NULL, NULL, NULL, NULL
+  FROM follows f JOIN users u ON u.id = f.followee_id
+ WHERE f.follower_id = %(r)s AND (SELECT stale FROM me)
+UNION ALL
+SELECT 'm', muted_id, NULL, NULL, NULL, NULL, NULL FROM mutes
+ WHERE muter_id = %(r)s AND (SELECT stale FROM me)
+UNION ALL
+SELECT 'b', blocked_id, NULL, NULL, NULL, NULL, NULL FROM blocks
+ WHERE blocker_id = %(r)s AND (SELECT stale FROM me)
+UNION ALL
+SELECT 'b', blocker_id, NULL, NULL, NULL, NULL, NULL FROM blocks
+ WHERE blocked_id = %(r)s AND (SELECT stale FROM me)
+"""
+
+# A new graph version for these users (in the transaction that changed their edges), their rows
+# locked in id order as `_lock_pair` does, so it cannot deadlock with a concurrent follow.
+_BUMP_GRAPH_VERSION = (
+    "UPDATE users SET graph_version = nextval('graph_version_seq') WHERE id IN"
+    " (SELECT id FROM users WHERE id = ANY(%s) ORDER BY id FOR UPDATE)"
+)
+# A new mode epoch (in the transaction that changed a user's fanout_mode).
+_BUMP_MODE_EPOCH = "UPDATE graph_epoch SET mode_epoch = nextval('graph_version_seq')"
 
 
 def _user(row: Sequence[Any]) -> User:
@@ -95,6 +136,7 @@ class PostgresGraphStore:
         self._pool = pool
         self._query_timeout = query_timeout_ms / 1000
         self.breaker = StoreBreaker("postgres", telemetry)
+        self._graph_cache = ReaderGraphCache()
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -200,13 +242,16 @@ class PostgresGraphStore:
     def finish_backfill(self, author_id: int, job_id: str) -> bool:
         """Compare-and-set: a backfill finishing must not finish a newer crossing (whose own
         backfill covers followers it did not plan) nor undo a crossing back to pull."""
-        with self._connection() as conn:
+        with self._connection() as conn, conn.transaction():
             cur = conn.execute(
                 "UPDATE users SET fanout_mode = 'push', backfill_job = NULL WHERE id = %s"
                 " AND fanout_mode = 'push_pending' AND backfill_job = %s",
                 (author_id, job_id),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            conn.execute(_BUMP_MODE_EPOCH)
+            return True
 
     # -- edges -------------------------------------------------------------------------------
 
@@ -245,10 +290,13 @@ class PostgresGraphStore:
         threshold: Threshold,
     ) -> FollowChange:
         conn.execute(
-            "UPDATE users SET following_count = following_count + %s WHERE id = %s",
+            "UPDATE users SET following_count = following_count + %s,"
+            " graph_version = nextval('graph_version_seq') WHERE id = %s",
             (delta, follower),
         )
         new_mode, crossing = mode_after_count(mode, count + delta, threshold)
+        if new_mode != mode:
+            conn.execute(_BUMP_MODE_EPOCH)
         # A crossing to push_pending names the one backfill job that may finish it.
         job = uuid.uuid4().hex if crossing == "to_push_pending" else None
         conn.execute(
@@ -306,6 +354,8 @@ class PostgresGraphStore:
                 " ON CONFLICT DO NOTHING RETURNING 1",
                 (blocker, blocked),
             ).fetchone()
+            if inserted:
+                conn.execute(_BUMP_GRAPH_VERSION, ([blocker, blocked],))
             removed: list[FollowChange] = []
             for follower, followee in ((blocker, blocked), (blocked, blocker)):
                 mode, count = locked[followee]
@@ -315,29 +365,38 @@ class PostgresGraphStore:
             return BlockChange(bool(inserted), removed)
 
     def unblock(self, blocker: int, blocked: int) -> bool:
-        with self._connection() as conn:
+        with self._connection() as conn, conn.transaction():
             self._require_users(conn, blocker, blocked)
             cur = conn.execute(
                 "DELETE FROM blocks WHERE blocker_id = %s AND blocked_id = %s", (blocker, blocked)
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            conn.execute(_BUMP_GRAPH_VERSION, ([blocker, blocked],))
+            return True
 
     def mute(self, muter: int, muted: int) -> bool:
-        with self._connection() as conn:
+        with self._connection() as conn, conn.transaction():
             self._require_users(conn, muter, muted)
             cur = conn.execute(
                 "INSERT INTO mutes (muter_id, muted_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 (muter, muted),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            conn.execute(_BUMP_GRAPH_VERSION, ([muter],))
+            return True
 
     def unmute(self, muter: int, muted: int) -> bool:
-        with self._connection() as conn:
+        with self._connection() as conn, conn.transaction():
             self._require_users(conn, muter, muted)
             cur = conn.execute(
                 "DELETE FROM mutes WHERE muter_id = %s AND muted_id = %s", (muter, muted)
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            conn.execute(_BUMP_GRAPH_VERSION, ([muter],))
+            return True
 
     @staticmethod
     def _require_users(conn: psycopg.Connection, *user_ids: int) -> None:
@@ -364,34 +423,28 @@ class PostgresGraphStore:
     def reader_graph(self, reader_id: int, active_days: int) -> ReaderGraph | None:
         """Followees with their mode, mutes and blocks (both directions), plus activity flags, in
         ONE round trip. Time comparisons use the database clock, the same one fan-out uses to
-        pick active followers, so "skipped by fan-out" and "rebuild on read" always agree."""
+        pick active followers, so "skipped by fan-out" and "rebuild on read" always agree.
+
+        The edges come from this process's cache when the versions it holds still match the
+        reader's row (graph_cache.py): then PostgreSQL sends one row, not one per edge."""
+        cached = self._graph_cache.get(reader_id)
         with self._connection() as conn:
             rows = conn.execute(
-                """
-                SELECT 'u', id, fanout_mode,
-                       last_active_at < now() - make_interval(days => %(days)s),
-                       last_active_at < now() - interval '1 minute'
-                  FROM users WHERE id = %(r)s
-                UNION ALL
-                SELECT 'f', f.followee_id, u.fanout_mode, NULL, NULL
-                  FROM follows f JOIN users u ON u.id = f.followee_id
-                 WHERE f.follower_id = %(r)s
-                UNION ALL
-                SELECT 'm', muted_id, NULL, NULL, NULL FROM mutes WHERE muter_id = %(r)s
-                UNION ALL
-                SELECT 'b', blocked_id, NULL, NULL, NULL FROM blocks WHERE blocker_id = %(r)s
-                UNION ALL
-                SELECT 'b', blocker_id, NULL, NULL, NULL FROM blocks WHERE blocked_id = %(r)s
-                """,
-                {"r": reader_id, "days": active_days},
+                _READER_GRAPH_SQL,
+                {
+                    "r": reader_id,
+                    "days": active_days,
+                    "v": cached.version if cached else None,
+                    "e": cached.epoch if cached else None,
+                },
             ).fetchall()
+        me = None
         followees: dict[int, str] = {}
         muted: set[int] = set()
         blocked: set[int] = set()
-        me = None
-        for kind, other, mode, inactive, touch_due in rows:
+        for kind, other, mode, inactive, touch_due, epoch, stale in rows:
             if kind == "u":
-                me = (bool(inactive), bool(touch_due))
+                me = (other, epoch, bool(inactive), bool(touch_due), stale)
             elif kind == "f":
                 followees[other] = mode
             elif kind == "m":
@@ -400,7 +453,18 @@ class PostgresGraphStore:
                 blocked.add(other)
         if me is None:
             return None
-        return ReaderGraph(reader_id, followees, frozenset(muted), frozenset(blocked), *me)
+        version, epoch, inactive, touch_due, stale = me
+        if cached is not None and not stale:
+            graph = cached.graph
+            if graph.inactive == inactive and graph.touch_due == touch_due:
+                return graph
+            graph = dataclasses.replace(graph, inactive=inactive, touch_due=touch_due)
+        else:
+            graph = ReaderGraph(
+                reader_id, followees, frozenset(muted), frozenset(blocked), inactive, touch_due
+            )
+        self._graph_cache.put(reader_id, CachedGraph(version, epoch, graph))
+        return graph
 
     # Users in a block with the viewer, either way; two NOT EXISTS so each probe is a
     # primary-key (or blocks_blocked_blocker_idx) lookup. A NULL viewer matches no block.

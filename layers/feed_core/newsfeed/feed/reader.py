@@ -160,9 +160,7 @@ class HomeFeed:
         *,
         missing_raises: bool = False,
     ) -> tuple[list[Post], int | None, bool]:
-        visible = graph.visible_authors()
-        pulled = [a for a in graph.pulled_authors() if a in visible]
-        pushed = [a for a, mode in graph.followees.items() if mode == "push" and a in visible]
+        visible, pulled, pushed = graph.feed_sources()
         fetch = limit + FETCH_SLACK
         page: list[Post] = []
         degraded = False
