@@ -1,4 +1,5 @@
-"""Every Redis key. Nothing else in the code base names one (the scripts get them as KEYS).
+"""Every Redis key. Nothing else in the code base names one: the scripts get them as KEYS, but
+for the fan-out script of single Redis, which builds timeline keys from the templates here.
 
 Keys (the braces are literal Redis Cluster hash tags, so a list and its metadata share a slot
 and one Lua script can update both atomically):
@@ -32,6 +33,10 @@ Below the horizon the reader pulls from the per-author sources instead (lazy loa
 
 from __future__ import annotations
 
+# `{}` is the user id (str.format); the literal braces around it are the hash tag.
+TIMELINE_KEY_TEMPLATE = "htl:{{{}}}"
+TIMELINE_META_KEY_TEMPLATE = "htm:{{{}}}"
+
 
 def timeline_key(user_id: int) -> str:
     return f"htl:{{{user_id}}}"
@@ -39,6 +44,17 @@ def timeline_key(user_id: int) -> str:
 
 def timeline_meta_key(user_id: int) -> str:
     return f"htm:{{{user_id}}}"
+
+
+def lua_key_of_user(template: str) -> str:
+    """A Lua expression for `template`'s key of the user id in the Lua variable `u` (the one
+    script that names keys itself, scripts.LIST_PUSH_USERS_LUA, builds them from these)."""
+    before, after = template.format("\0").split("\0")
+    return f"{_lua_string(before)} .. u .. {_lua_string(after)}"
+
+
+def _lua_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def legacy_timeline_keys(user_id: int) -> tuple[str, str]:

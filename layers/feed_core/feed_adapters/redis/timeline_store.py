@@ -46,6 +46,7 @@ from .scripts import (
     DROP_LUA,
     LIST_COMMIT_LUA,
     LIST_PUSH_LUA,
+    LIST_PUSH_USERS_LUA,
     LIST_RANGE_LUA,
     LIST_REMOVE_LUA,
     MERGE_LUA,
@@ -144,6 +145,7 @@ class RedisTimelineStore:
         self._merge = client.register_script(MERGE_LUA)
         self._range = client.register_script(RANGE_LUA)
         self._push_many = client.register_script(LIST_PUSH_LUA)
+        self._push_users = client.register_script(LIST_PUSH_USERS_LUA)
         self._commit = client.register_script(LIST_COMMIT_LUA)
         self._remove = client.register_script(LIST_REMOVE_LUA)
         self._timeline_range = client.register_script(LIST_RANGE_LUA)
@@ -157,6 +159,7 @@ class RedisTimelineStore:
             self._merge,
             self._range,
             self._push_many,
+            self._push_users,
             self._commit,
             self._remove,
             self._timeline_range,
@@ -281,16 +284,25 @@ class RedisTimelineStore:
 
         Lazy trim: a timeline is trimmed back to `max_len` only once it holds more than
         `max_len + trim_slack` entries (the horizon rises to the oldest kept entry then). Single
-        Redis: one script call per PUSH_BATCH timelines. Cluster (keys of different users live in
-        different slots): one call per timeline, pipelined."""
-        args = [
-            str(self.max_len),
-            str(self.trim_at),
-            str(horizon) if horizon else "",
-            *_ids_desc(post_ids),
-        ]
-        batches = self._batches(follower_ids, lambda u: (timeline_key(u), timeline_meta_key(u)))
-        return sum(int(x) for x in self._call_batches(self._push_many, batches, args))
+        Redis: one script call per PUSH_BATCH timelines, the users as one joined argument.
+        Cluster (keys of different users live in different slots): one call per timeline, with
+        its keys, pipelined."""
+        limits = (str(self.max_len), str(self.trim_at), str(horizon) if horizon else "")
+        ids = _ids_desc(post_ids)
+        if self._cluster:
+            batches = self._batches(follower_ids, lambda u: (timeline_key(u), timeline_meta_key(u)))
+            return sum(
+                int(x) for x in self._call_batches(self._push_many, batches, [*limits, *ids])
+            )
+        users = [str(u) for u in follower_ids]
+
+        def queue(pipe: Any) -> int:
+            for i in range(0, len(users), PUSH_BATCH):
+                joined = ",".join(users[i : i + PUSH_BATCH])
+                self._queue(pipe, self._push_users, (), [*limits, joined, *ids])
+            return -(-len(users) // PUSH_BATCH)
+
+        return sum(int(x) for x in self._run(queue))
 
     def remove(self, follower_ids: Iterable[int], post_ids: Sequence[int]) -> None:
         """Remove posts from timelines (unfollow, block, retract). Missing keys are no-ops."""
