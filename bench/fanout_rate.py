@@ -46,21 +46,18 @@ def server_side(calls: int, usec: int, inserts: int) -> dict[str, Any]:
     }
 
 
-def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) -> dict[str, Any]:
-    s = stores.settings
-    refs = {
-        "zadd_P32_c50": redis_benchmark_zadd(
-            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=50
-        ),
-        "zadd_P32_c1": redis_benchmark_zadd(
-            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=1
-        ),
-        # Home timelines are LISTs of ids written by LPUSH: the reference of the command used.
-        "lpush_P32_c50": redis_benchmark_lpush(
-            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=50
-        ),
-    }
-    stores.redis.delete("myzset", "mylist")  # redis-benchmark's keys
+def _fills(kind: str, max_len: int, trim_at: int, pool: list[int], rng: random.Random) -> list:
+    """Timeline contents to refill followers with before a measured post. `worst`: all at the
+    trim threshold, so every insert trims. `steady`: one content per length from max_len to
+    trim_at (followers cycle through them, the longest first: even a handful of followers
+    has one that trims), the lengths lazily trimmed timelines have, so inserts trim at their
+    natural rate, one in (slack + 1)."""
+    if kind == "worst":
+        return [rng.sample(pool, trim_at) for _ in range(FILL_TEMPLATES)]
+    return [rng.sample(pool, n) for n in range(trim_at, max_len - 1, -1)]
+
+
+def _measure(stores: Stores, graph: Graph, posts_per_author: int, fill: str) -> dict[str, Any]:
     posts_svc, fanout = stores.services.posts, stores.services.fanout
     timelines = stores.services.timelines
     rng = random.Random(graph.spec.seed + 3)
@@ -75,10 +72,10 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
             uid = graph.uid(author)
             followers = [graph.uid(f) for f in graph.follower[graph.followee == author].tolist()]
             for k in range(posts_per_author):
-                # Untimed: every follower's timeline at the trim threshold (older posts only).
-                fill = [rng.sample(pool, timelines.trim_at) for _ in range(FILL_TEMPLATES)]
-                timelines.seed_timelines(followers, fill)
-                post = posts_svc.create(uid, f"fan-out bench post {k} by {uid}")
+                # Untimed: every follower's timeline refilled (older posts only).
+                contents = _fills(fill, timelines.max_len, timelines.trim_at, pool, rng)
+                timelines.seed_timelines(followers, contents)
+                post = posts_svc.create(uid, f"fan-out bench post {k} ({fill}) by {uid}")
                 head = stores.queue.drain()
                 assert len(head) == 1 and head[0]["kind"] == "fanout", head
                 jobs = 0
@@ -97,7 +94,7 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
                 server_calls += after[0] - before[0]
                 server_usec += after[1] - before[1]
                 # Outside the timing: the timelines that got it, and those it trimmed (a
-                # timeline at trim_at that got one more post is back at max_len only if trimmed).
+                # timeline that got one more post is back at max_len only if it trimmed).
                 inserts = timelines.count_holding(followers, post.id)
                 lengths = timelines.timeline_lengths(followers)
                 trimmed = sum(1 for n in lengths if n == timelines.max_len)
@@ -132,40 +129,76 @@ def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) 
             secs = sum(r["seconds"] - r["head_job_seconds"] for r in chunked)
             by_tier[str(tier)]["chunk_jobs_only_inserts_per_s"] = round(ins / secs)
     top = by_tier[str(max(graph.tier_authors))]
+    return {
+        "fill": fill,
+        "by_followers": by_tier,
+        "headline_inserts_per_s": top["inserts_per_s"],
+        "server_side": server_side(server_calls, server_usec, sum(r["inserts"] for r in per_post)),
+        "per_post": per_post,
+    }
+
+
+def run(stores: Stores, graph: Graph, posts_per_author: int, ref_requests: int) -> dict[str, Any]:
+    s = stores.settings
+    refs = {
+        "zadd_P32_c50": redis_benchmark_zadd(
+            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=50
+        ),
+        "zadd_P32_c1": redis_benchmark_zadd(
+            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=1
+        ),
+        # Home timelines are LISTs of ids written by LPUSH: the reference of the command used.
+        "lpush_P32_c50": redis_benchmark_lpush(
+            s.redis_host, s.redis_port, s.redis_db, requests=ref_requests, pipeline=32, clients=50
+        ),
+    }
+    stores.redis.delete("myzset", "mylist")  # redis-benchmark's keys
+    steady = _measure(stores, graph, posts_per_author, "steady")
+    worst = _measure(stores, graph, posts_per_author, "worst")
+    by_tier, per_post = steady["by_followers"], steady.pop("per_post")
+    top = by_tier[str(max(graph.tier_authors))]
+    timelines = stores.services.timelines
+    lpush = refs["lpush_P32_c50"].get("ops_per_s")
     ref = refs["zadd_P32_c50"].get("ops_per_s")
+
+    def ratio(rate: float | None, to: float | None) -> float | None:
+        return round(rate / to, 3) if rate and to else None
+
+    worst_top = worst["by_followers"][str(max(graph.tier_authors))]
+    server_what = (
+        "INFO commandstats delta of EVALSHA over the fan-out jobs of every measured post (the "
+        "batch push script, one call per up to 250 timelines: LPUSH, lazy trim, horizon), "
+        "server CPU time only; per insert = over the measured posts' inserts"
+    )
     return {
         "what": "timeline inserts/s, one worker, FanoutService.handle in-process (head + chunk "
-        "jobs), followers all active, their timelines refilled to the trim threshold before each "
-        "post so every insert runs the lazy trim (the worst case; see inserts_that_trimmed)",
-        "chunk_size": s.fanout_chunk_size,
+        "jobs), followers all active. Headline (steady): before each post the followers' "
+        "timelines are refilled to the lengths lazily trimmed timelines have (every length from "
+        "max_len to trim_at, in turn), so inserts trim at their natural rate; worst_case: all at "
+        "the trim threshold, so every insert trims (see inserts_that_trimmed)",
+        "chunk_size": stores.settings.fanout_chunk_size,
         "timeline_max_len": timelines.max_len,
         "timeline_trim_at": timelines.trim_at,
-        "timelines_filled_to": timelines.trim_at,
+        "timelines_filled_to": f"{timelines.max_len}..{timelines.trim_at}",
         "by_followers": by_tier,
         "headline_inserts_per_s": top["inserts_per_s"],
         "reference": refs,
-        "ratio_vs_zadd_P32_c50": round(top["inserts_per_s"] / ref, 3) if ref else None,
-        "ratio_chunk_jobs_only_vs_zadd_P32_c50": (
-            round(top["chunk_jobs_only_inserts_per_s"] / ref, 3)
-            if ref and "chunk_jobs_only_inserts_per_s" in top
-            else None
+        "ratio_vs_lpush_P32_c50": ratio(top["inserts_per_s"], lpush),
+        "ratio_vs_zadd_P32_c50": ratio(top["inserts_per_s"], ref),
+        "ratio_chunk_jobs_only_vs_lpush_P32_c50": ratio(
+            top.get("chunk_jobs_only_inserts_per_s"), lpush
         ),
-        "ratio_vs_lpush_P32_c50": (
-            round(top["inserts_per_s"] / refs["lpush_P32_c50"]["ops_per_s"], 3)
-            if refs["lpush_P32_c50"].get("ops_per_s")
-            else None
-        ),
-        "ratio_vs_zadd_P32_c1": (
-            round(top["inserts_per_s"] / refs["zadd_P32_c1"]["ops_per_s"], 3)
-            if refs["zadd_P32_c1"].get("ops_per_s")
-            else None
-        ),
+        "ratio_vs_zadd_P32_c1": ratio(top["inserts_per_s"], refs["zadd_P32_c1"].get("ops_per_s")),
         "target_ratio": 0.5,
-        "server_side": {
-            "what": "INFO commandstats delta of EVALSHA over the fan-out jobs of every measured "
-            "post (the batch push script, one call per up to 250 timelines: LPUSH, lazy trim, "
-            "horizon), server CPU time only; per insert = over the measured posts' inserts",
-            **server_side(server_calls, server_usec, sum(r["inserts"] for r in per_post)),
+        "server_side": {"what": server_what, **steady["server_side"]},
+        "worst_case": {
+            "timelines_filled_to": timelines.trim_at,
+            "by_followers": worst["by_followers"],
+            "headline_inserts_per_s": worst["headline_inserts_per_s"],
+            "ratio_vs_lpush_P32_c50": ratio(worst["headline_inserts_per_s"], lpush),
+            "ratio_vs_zadd_P32_c50": ratio(worst["headline_inserts_per_s"], ref),
+            "chunk_jobs_only_inserts_per_s": worst_top.get("chunk_jobs_only_inserts_per_s"),
+            "server_side": {"what": server_what, **worst["server_side"]},
         },
         "per_post": per_post,
     }

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.fanout_load import fanout_running
 from bench.stats import dist, timed_after_setup, timed_calls
 from bench.stores import Stores, load_function, settings_env
 from bench.workload import Graph, subject_of
@@ -198,8 +200,12 @@ def run(
     mongo_baseline_reads: int,
     max_seconds: float,
     key_dir: Path,
+    fanout_authors: Sequence[int] = (),
 ) -> dict[str, Any]:
+    """`fanout_authors`: authors a separate process posts as, at full fan-out speed, while the
+    variant `handler_during_fanout` reads (none: the variant is not measured)."""
     feed = stores.services.feed
+    warm_handlers: dict[str, Any] = {}
     handler_mod, events, token_for = load_feed_handler(stores, key_dir)
     ctx = events.LambdaContext("feed")
     groups: dict[str, Any] = {}
@@ -293,7 +299,18 @@ def run(
             row[label] = {**dist(samples), "cut_by_time_bound": cut}
         row.update(speedups(row))
         groups[name] = row
+        warm_handlers[name] = handler
+    during: dict[str, Any] = {}
+    if fanout_authors:
+        # Reads while one worker fans out at full speed in another process (Redis, PostgreSQL
+        # and 2 cores shared with it), beside the warm handler number of the same group.
+        with fanout_running(settings_env(stores.settings), fanout_authors) as load:
+            for name, handler in warm_handlers.items():
+                samples, cut = timed_calls(handler, reads_per_group, max_seconds)
+                groups[name]["handler_during_fanout"] = {**dist(samples), "cut_by_time_bound": cut}
+        during = {"fanout_authors": len(fanout_authors), **load}
     return {
+        "during_fanout_load": during,
         "what": "GET first page (limit 20), warm, in-process; domain = FeedService.home_feed, "
         "handler = functions/feed/app.handler with an HTTP API v2 event and a bearer JWT; "
         "headline and read p99 targets at the handler, speed-ups over the pull-only baselines "

@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 mongo_baseline_reads=cfg["mongo_baseline_reads"],
                 max_seconds=cfg["read_seconds"],
                 key_dir=work / "keys",
+                fanout_authors=[graph.uid(a) for a in graph.tier_authors[max(graph.tier_authors)]],
             )
         if "coldstart" in only:
             log("cold start")

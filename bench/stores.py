@@ -22,6 +22,7 @@ from feed_wiring.root import Services, build_services
 from feed_wiring.settings import Settings
 from functions import load_app
 from infra import init_db
+from newsfeed.telemetry import Telemetry
 from tests.fakes.queues import RecordingFanoutQueue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,13 +89,21 @@ def prepare(settings: Settings) -> Stores:
     for name in COLLECTIONS:
         db.drop_collection(name)
     ensure_indexes(db)
+    db.client.close()
+    stores = connect(settings)
+    stores.redis.flushdb()
+    return stores
+
+
+def connect(settings: Settings, telemetry: Telemetry | None = None) -> Stores:
+    """The services on the bench databases as they are (another process of the same run)."""
+    db = make_database(settings.mongodb_url, settings.mongodb_db, settings.store_timeout_ms)
     client = make_redis(
         settings.redis_host,
         settings.redis_port,
         settings.redis_db,
         timeout_ms=settings.store_timeout_ms,
     )
-    client.flushdb()
     pool = make_pool(
         settings.postgres_dsn,
         min_size=1,
@@ -104,5 +113,7 @@ def prepare(settings: Settings) -> Stores:
     queue = RecordingFanoutQueue()
     graph = PostgresGraphStore(pool, query_timeout_ms=settings.store_timeout_ms)
     posts = MongoPostStore(db)
-    services = build_services(settings, graph=graph, posts=posts, redis_client=client, queue=queue)
+    services = build_services(
+        settings, graph=graph, posts=posts, redis_client=client, queue=queue, telemetry=telemetry
+    )
     return Stores(settings, pool, db, client, queue, services, graph, posts)
