@@ -2,6 +2,7 @@
 """Local dev server: every route of the three API functions on one port, with /docs and /redoc.
 
     .venv/bin/python infra/devserver.py            # http://127.0.0.1:8000/docs
+    .venv/bin/python infra/devserver.py --port 18100 --workers 2 --reuse-port --no-access-log
     TOKEN=$(.venv/bin/python infra/mint_token.py --sub alice)
 
 Same app factory and routers as the Lambda functions; the stores come from the usual settings
@@ -9,6 +10,14 @@ Same app factory and routers as the Lambda functions; the stores come from the u
 `mint_token.py` unless JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE says otherwise, and the public key is
 served as JWKS at /.well-known/jwks.json (for the emulator's JWT authorizer). Prometheus scrapes
 /metrics: the metric catalogue (newsfeed.telemetry) of every request this server handles.
+
+`--workers N` (N > 1) runs N server processes, each with its own app, store clients and
+per-process caches (/metrics then shows the process that answered the scrape only): uvicorn's
+workers, which accept on one shared socket (whichever is awake first takes the waiting
+connections, so a burst of keep-alive connections can all land on one worker), or with
+`--reuse-port` N processes of this script, each listening on its own SO_REUSEPORT socket (the
+kernel spreads connections over them by a hash of their addresses). `make up` runs one
+process; the HTTP benchmark (bench/http_read.py) runs several.
 """
 
 from __future__ import annotations
@@ -16,6 +25,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,17 +92,76 @@ def build_app(
     return app
 
 
+def app_from_env() -> FastAPI:
+    """The app for one uvicorn worker process (`--workers`): settings from the environment."""
+    return build_app(local_settings())
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def run_processes(args: argparse.Namespace) -> int:
+    """`--workers N --reuse-port`: N single-process servers of this script on the same port;
+    a SIGTERM or SIGINT is passed on to each. Returns when all have exited."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--host", args.host]
+    cmd += ["--port", str(args.port), "--reuse-port"]
+    cmd += ["--no-access-log"] if args.no_access_log else []
+    procs = [subprocess.Popen(cmd) for _ in range(args.workers)]
+
+    def stop(signum: int, frame: object) -> None:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return max(proc.wait() for proc in procs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the feed API locally.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (default 1: this one)"
+    )
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="listen on an SO_REUSEPORT socket; with --workers N: N processes of this script",
+    )
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="no log line per request (benchmarks)"
+    )
     args = parser.parse_args(argv)
     import uvicorn
 
+    # Also creates the local key pair, if missing, before any worker starts.
     settings = local_settings()
     key = settings.jwt_public_key_file or settings.jwt_jwks_url
-    print(f"feed API on http://{args.host}:{args.port}/docs (token key: {key})", flush=True)
-    uvicorn.run(build_app(settings), host=args.host, port=args.port, log_level="info")
+    print(
+        f"feed API on http://{args.host}:{args.port}/docs (token key: {key}, "
+        f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+        f"{', SO_REUSEPORT' if args.reuse_port else ''})",
+        flush=True,
+    )
+    if args.reuse_port and args.workers > 1:
+        return run_processes(args)
+    common = {"host": args.host, "port": args.port, "log_level": "info"}
+    common["access_log"] = not args.no_access_log
+    if args.reuse_port:
+        server = uvicorn.Server(uvicorn.Config(build_app(settings), **common))
+        server.run(sockets=[reuse_port_socket(args.host, args.port)])
+    elif args.workers > 1:
+        # Workers import the app by name: this module as `infra.devserver`, each worker
+        # building its own app and store clients.
+        uvicorn.run("infra.devserver:app_from_env", factory=True, workers=args.workers, **common)
+    else:
+        uvicorn.run(build_app(settings), **common)
     return 0
 
 
