@@ -1,4 +1,5 @@
-"""PNG plots of a run: feed read latency distributions and fan-out rate by follower count."""
+"""PNG plots of a run: feed read latency distributions, fan-out rate by follower count, HTTP
+throughput and p99 by concurrency."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import ScalarFormatter
 
 from bench.feed_read import TARGETS
+
+
+def _save(fig: Any, path: Path, title: str) -> None:
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def latency_plot(samples: dict[str, list[float]], path: Path, title: str) -> None:
@@ -33,10 +42,7 @@ def latency_plot(samples: dict[str, list[float]], path: Path, title: str) -> Non
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("fraction of reads (CDF)")
     axes[1].legend(fontsize=8, loc="lower right")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    _save(fig, path, title)
 
 
 def fanout_plot(fanout: dict[str, Any], path: Path, title: str) -> None:
@@ -56,7 +62,30 @@ def fanout_plot(fanout: dict[str, Any], path: Path, title: str) -> None:
     ax.set_title("fan-out rate by follower count")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    _save(fig, path, title)
+
+
+def http_plot(http: dict[str, Any], path: Path, title: str) -> None:
+    """Reads/s and p99 by wrk concurrency, a line per server shape and worker count."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for r in http["runs"]:
+        lines.setdefault(f"{r['shape']}, {r['workers']} worker(s)", []).append(r)
+    for label, rows in lines.items():
+        xs = [r["connections"] for r in rows]
+        left.plot(xs, [r["requests_per_s"] for r in rows], marker="o", label=label)
+        right.plot(xs, [r["latency_ms"]["p99"] for r in rows], marker="o", label=label)
+    for ax, ylabel, what in (
+        (left, "feed reads per second", "throughput"),
+        (right, "p99 latency (ms)", "p99 latency"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({r["connections"] for r in http["runs"]}))
+        ax.get_xaxis().set_major_formatter(ScalarFormatter())
+        ax.set_xlabel(f"wrk connections ({http['runs'][0]['threads']} threads)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"GET {http['path']} via the dev server: {what}")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    _save(fig, path, f"{title}; {http['cores']} cores shared by server, stores and wrk")

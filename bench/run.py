@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.run --mode full      # make bench        (~100k users, ~4M edges)
     .venv/bin/python -m bench.run --mode quick     # make bench-quick  (seconds; run by make test)
 
-Options: --users N, --seed S, --only fanout,feed,coldstart,e2e (memory comes with the load),
+Options: --users N, --seed S, --only fanout,feed,http,coldstart,e2e (memory comes with the load),
 --out FILE. Results: JSON (bench/results/full-latest.json and a timestamped copy for full runs),
 PNG plots (docs/img/ for full runs). The quick mode checks that everything runs; its numbers
 mean nothing.
@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, e2e_lag, fanout_rate, feed_read, plots, stores, workload
+from bench import cold_start, e2e_lag, fanout_rate, feed_read, http_read, plots, stores, workload
 from bench.stores import ROOT
 from infra import lambda_events, mint_token
 
-SECTIONS = ("workload", "fanout", "feed_read", "cold_start", "e2e_lag", "memory")
+SECTIONS = ("workload", "fanout", "feed_read", "http", "cold_start", "e2e_lag", "memory")
 
 MODES: dict[str, dict[str, Any]] = {
     "full": {
@@ -51,6 +51,17 @@ MODES: dict[str, dict[str, Any]] = {
         "baseline_reads": 200,
         "mongo_baseline_reads": 3,
         "read_seconds": 45.0,
+        # HTTP through the dev server (bench/http_read.py's shapes): one process, one per core
+        # as uvicorn's workers and as SO_REUSEPORT processes, two per core.
+        "http_servers": lambda cpus: [
+            (1, "single"),
+            (cpus, "uvicorn_workers"),
+            (cpus, "reuse_port"),
+            (2 * cpus, "reuse_port"),
+        ],
+        "http_connections": (8, 32),
+        "http_seconds": 15,
+        "http_warmup_seconds": 3,
         "coldstart_repeats": 7,
         "e2e_posts": {100: 30, 1_000: 30, 9_999: 15},
         "e2e_seconds": 240.0,
@@ -79,6 +90,10 @@ MODES: dict[str, dict[str, Any]] = {
         "baseline_reads": 5,
         "mongo_baseline_reads": 1,
         "read_seconds": 5.0,
+        "http_servers": lambda cpus: [(2, "reuse_port")],
+        "http_connections": (8, 32),
+        "http_seconds": 3,
+        "http_warmup_seconds": 1,
         "coldstart_repeats": 1,
         "e2e_posts": {10: 2, 100: 2, 299: 1},
         "e2e_seconds": 30.0,
@@ -156,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=sorted(MODES), default="full")
     parser.add_argument("--users", type=int)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--only", help="comma list of: fanout,feed,coldstart,e2e")
+    parser.add_argument("--only", help="comma list of: fanout,feed,http,coldstart,e2e")
     parser.add_argument("--out", type=Path, help="JSON output file")
     parser.add_argument("--img-dir", type=Path, help="where the PNG plots go")
     args = parser.parse_args(argv)
@@ -166,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = dataclasses.replace(spec, users=args.users)
     if args.seed is not None:
         spec = dataclasses.replace(spec, seed=args.seed)
-    only = set((args.only or "fanout,feed,coldstart,e2e").split(","))
+    only = set((args.only or "fanout,feed,http,coldstart,e2e").split(","))
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     results_dir = ROOT / "bench" / "results"
@@ -246,6 +261,19 @@ def main(argv: list[str] | None = None) -> int:
                 key_dir=work / "keys",
                 fanout_authors=[graph.uid(a) for a in graph.tier_authors[max(graph.tier_authors)]],
             )
+        if "http" in only:
+            log("HTTP throughput through the dev server (wrk)")
+            result["http"] = http_read.run(
+                st,
+                graph,
+                servers=cfg["http_servers"](os.cpu_count() or 1),
+                connections=cfg["http_connections"],
+                seconds=cfg["http_seconds"],
+                warmup_seconds=cfg["http_warmup_seconds"],
+                key_dir=work / "keys",
+                work_dir=work,
+            )
+            log(http_read.summary_line(result["http"]))
         if "coldstart" in only:
             log("cold start")
             pair = mint_token.ensure_keypair(work / "keys")
@@ -284,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             lambda r, p: plots.latency_plot(r["_samples_s"], p, title),
         ),
         ("fanout", "bench-fanout-rate", lambda r, p: plots.fanout_plot(r, p, title)),
+        ("http", "bench-http-throughput", lambda r, p: plots.http_plot(r, p, title)),
     ):
-        if section in result:
+        if section in result and "skipped" not in result[section]:
             path = img_dir / f"{stem}{suffix}.png"
             draw(result[section], path)
             result[section]["plot"] = str(

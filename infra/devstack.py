@@ -78,6 +78,9 @@ MONITORING_PACKAGES = {
     "prometheus-redis-exporter": "prometheus-redis-exporter",
     "prometheus-postgres-exporter": "prometheus-postgres-exporter",
 }
+# What only the benchmarks use (bench/http_read.py installs it when missing; `make up` does
+# not): Debian package -> the binary it installs.
+BENCH_PACKAGES = {"wrk": "wrk"}
 
 
 def monitoring_port(name: str) -> int:
@@ -246,6 +249,12 @@ def ensure_system_packages(need_pg: bool, need_redis: bool) -> None:
 
 def ensure_monitoring_packages() -> None:
     missing = [pkg for pkg, exe in MONITORING_PACKAGES.items() if shutil.which(exe) is None]
+    if missing:
+        apt_install(missing)
+
+
+def ensure_bench_packages() -> None:
+    missing = [pkg for pkg, exe in BENCH_PACKAGES.items() if shutil.which(exe) is None]
     if missing:
         apt_install(missing)
 
