@@ -1,5 +1,5 @@
 """PNG plots of a run: feed read latency distributions, fan-out rate by follower count, HTTP
-throughput and p99 by concurrency."""
+throughput and p99 by concurrency, Redis bytes per timeline entry by encoding."""
 
 from __future__ import annotations
 
@@ -89,3 +89,27 @@ def http_plot(http: dict[str, Any], path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
     left.legend(fontsize=7)
     _save(fig, path, f"{title}; {http['cores']} cores shared by server, stores and wrk")
+
+
+def memory_plot(memory: dict[str, Any], path: Path, title: str) -> None:
+    """Bytes per timeline entry: one timeline's MEMORY USAGE in each encoding, and the load's
+    used_memory delta per entry (metadata and key overhead included)."""
+    enc = memory["by_encoding"]
+    bars = [
+        (f"{name}\n({enc[name]['encoding']})", enc[name]["bytes_per_entry"])
+        for name in ("list", "zset_listpack", "zset_skiplist")
+        if name in enc
+    ]
+    bars.append(("list, whole load\n(used_memory delta)", memory["bytes_per_entry"]))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    rects = ax.bar([b[0] for b in bars], [b[1] for b in bars], color="tab:blue")
+    ax.bar_label(rects, fmt="%.1f", fontsize=8)
+    target = memory.get("target_bytes_per_entry")
+    if target:
+        ax.axhline(target, color="red", ls="--", lw=0.8, label=f"target {target:g} bytes")
+        ax.legend(fontsize=7)
+    ax.set_ylabel("bytes per entry")
+    ax.set_title(f"Redis memory of a {enc['entries']}-entry home timeline")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    _save(fig, path, title)
