@@ -1,5 +1,6 @@
 """PNG plots of a run: feed read latency distributions, fan-out rate by follower count, HTTP
-throughput and p99 by concurrency, Redis bytes per timeline entry by encoding."""
+throughput and p99 by concurrency, Redis bytes per timeline entry by encoding, cold start init by
+function."""
 
 from __future__ import annotations
 
@@ -112,4 +113,44 @@ def memory_plot(memory: dict[str, Any], path: Path, title: str) -> None:
     ax.set_title(f"Redis memory of a {enc['entries']}-entry home timeline")
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(alpha=0.3, axis="y")
+    _save(fig, path, title)
+
+
+def coldstart_plot(cold: dict[str, Any], path: Path, title: str) -> None:
+    """Median init by function, traced and untraced: from the project's .venv, and from the sam
+    build in each variant the JSON has (as built, without .pyc, precompiled; not the CPU-capped
+    ones, several times longer)."""
+    functions = cold["functions"]
+    names = list(functions)
+    ships_pyc = cold.get("from_sam_build", {}).get("ships_pyc")
+    labels = {
+        "venv": ".venv",
+        "as_built": f"sam build as built ({'.pyc' if ships_pyc else 'no .pyc'})",
+        "no_pyc": "sam build without .pyc",
+        "precompiled": "sam build precompiled",
+    }
+
+    def init(fn: dict[str, Any], variant: str, mode: str) -> float | None:
+        build = fn.get("from_sam_build", {}).get("variants", {})
+        row = fn if variant == "venv" else build.get(variant, {})
+        return row.get(mode, {}).get("init_ms_median")
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, mode in zip(axes, ("lambda_traced", "trace_disabled"), strict=True):
+        variants = [v for v in labels if any(init(functions[n], v, mode) for n in names)]
+        width = 0.8 / max(1, len(variants))
+        for i, v in enumerate(variants):
+            xs = np.arange(len(names)) + (i - (len(variants) - 1) / 2) * width
+            ys = [init(functions[n], v, mode) or 0 for n in names]
+            ax.bar(xs, ys, width, label=labels[v])
+        if mode == "lambda_traced":
+            for j, n in enumerate(names):
+                target = functions[n].get("target_ms")
+                if target:
+                    ax.hlines(target, j - 0.45, j + 0.45, color="black", ls="--", lw=1)
+        ax.set_xticks(np.arange(len(names)), names)
+        ax.set_title(f"cold start init, {mode.replace('_', ' ')} (median)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("init (ms); dashes: the traced target")
+    axes[1].legend(fontsize=7)
     _save(fig, path, title)

@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         ("fanout", "bench-fanout-rate", lambda r, p: plots.fanout_plot(r, p, title)),
         ("http", "bench-http-throughput", lambda r, p: plots.http_plot(r, p, title)),
         ("memory", "bench-redis-memory", lambda r, p: plots.memory_plot(r, p, title)),
+        ("cold_start", "bench-coldstart", lambda r, p: plots.coldstart_plot(r, p, title)),
     ):
         if section in result and "skipped" not in result[section]:
             path = img_dir / f"{stem}{suffix}.png"
