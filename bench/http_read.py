@@ -11,6 +11,9 @@ it loaded) and a key pair of the run's own as JWT_PUBLIC_KEY_FILE, in one of thr
   on one worker: see `server_cpu_s_per_process`);
 - `reuse_port`: `--workers N --reuse-port`, N processes each on its own SO_REUSEPORT socket (the
   kernel spreads the connections over them by a hash of their addresses).
+Both multi-process shapes listen on the dev server's own socket, which keeps TCP_NODELAY on the
+accepted connections (infra/devserver.py, listen_socket; with uvicorn's own bind every read
+waited ~40 ms for a delayed ACK).
 Per server:
 
 1. the server starts (ready once every worker has logged its start-up and /openapi.json answers);
