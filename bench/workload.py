@@ -32,9 +32,8 @@ from typing import Any
 import numpy as np
 
 from feed_adapters.mongo.documents import post_doc
-from feed_adapters.redis.keys import timeline_key
 from feed_adapters.redis.timeline_store import RedisTimelineStore
-from newsfeed.ids import EPOCH_MS, TIME_SHIFT, to_member
+from newsfeed.ids import EPOCH_MS, TIME_SHIFT
 from newsfeed.model import Post
 
 USER_ID_BASE = 100_000_000_000_000_000  # 18 digits, like a 2025-era snowflake
@@ -405,48 +404,25 @@ def load_timelines(
         "list_max_listpack_size": str(
             next(iter(raw.config_get("list-max-listpack-size").values()), "?")
         ),
-        "by_encoding": timeline_encodings(raw, graph.uid(owners[-1])),
+        "by_encoding": timeline_encodings(store, graph.uid(owners[-1])),
     }
     raw.close()
     return out
 
 
-def timeline_encodings(client: Any, user_id: int) -> dict[str, Any]:
-    """MEMORY USAGE (all elements) of one loaded timeline's ids in each encoding a home timeline
-    has had: `list` is the timeline as loaded (a LIST; quicklist of listpacks); `zset_listpack`
-    and `zset_skiplist` are the same ids written as the ZSET timelines stored them (member and
-    score both the 19-digit id), on sample keys of the bench database, deleted afterwards.
-
-    The skiplist is forced per key, not by lowering zset-max-listpack-entries (a setting of the
-    whole server, shared with other databases while it is lowered): the sample's ZADD carries
-    one more member longer than zset-max-listpack-value, so the key is created as a skiplist,
-    then ZREM removes that member (Redis never converts a shrinking sorted set back). Each
-    sample reports the encoding OBJECT ENCODING gave: where the server's
-    zset-max-listpack-entries is below the entry count, the "listpack" sample is a skiplist."""
-    ids = [int(x) for x in client.lrange(timeline_key(user_id), 0, -1)]
-    members = sorted((to_member(p) for p in ids), reverse=True)
-    pairs = [x for m in members for x in (m, m)]
-    max_value = int(next(iter(client.config_get("zset-max-listpack-value").values()), 64))
-    long_member = "x" * (max_value + 1)
-    lp_key, sl_key = "bench:mem:zset-listpack", "bench:mem:zset-skiplist"
-    client.delete(lp_key, sl_key)
-    client.execute_command("ZADD", lp_key, *pairs)
-    client.execute_command("ZADD", sl_key, *pairs, 0, long_member)
-    client.zrem(sl_key, long_member)
-    out: dict[str, Any] = {"entries": len(ids)}
-    samples = {"list": timeline_key(user_id), "zset_listpack": lp_key, "zset_skiplist": sl_key}
-    for name, key in samples.items():
-        size = int(client.memory_usage(key, samples=0) or 0)
-        encoding = client.object("encoding", key)
-        out[name] = {
-            "encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
-            "entries": int(client.llen(key) if name == "list" else client.zcard(key)),
-            "memory_usage_bytes": size,
-            "bytes_per_entry": round(size / len(ids), 2) if ids else None,
-        }
-    client.delete(lp_key, sl_key)
+def timeline_encodings(store: RedisTimelineStore, user_id: int) -> dict[str, Any]:
+    """Bytes per entry of one loaded timeline in each encoding home timelines have had: the
+    LIST as loaded, a ZSET listpack and a ZSET skiplist of the same ids (the store's
+    encoding_footprints says how each is built and measured)."""
+    samples = store.encoding_footprints(user_id)
+    entries = samples["list"]["entries"]
+    out: dict[str, Any] = {"entries": entries}
+    for name, row in samples.items():
+        size = int(row["memory_usage_bytes"])
+        out[name] = {**row, "bytes_per_entry": round(size / entries, 2) if entries else None}
     out["how"] = (
-        "MEMORY USAGE key SAMPLES 0 of one timeline (no metadata hash); zset_skiplist: created "
-        "with one extra member longer than zset-max-listpack-value, then ZREM of it"
+        "MEMORY USAGE key SAMPLES 0 of one timeline (no metadata hash); the ZSETs as the ZSET "
+        "timelines stored them; zset_skiplist created with one extra member longer than "
+        "zset-max-listpack-value, then ZREM of it (zset-max-listpack-entries left alone)"
     )
     return out

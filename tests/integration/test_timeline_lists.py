@@ -207,6 +207,31 @@ def test_storage_is_a_compact_list_of_integers(
     assert footprint["list_bytes"] / 800 <= 12  # issue 11's memory goal
 
 
+def test_encoding_footprints_measure_the_same_ids_in_each_layout(
+    redis_client: redis.Redis, clean_stores: None
+) -> None:
+    """The bench's memory comparison: the LIST as stored, and its ids as a ZSET listpack and a
+    ZSET skiplist on scratch keys, which are gone afterwards; the timeline is left as it was."""
+    t = store(redis_client, False)
+    t.commit_timeline(1, [B * 20 + 4_194_304 * i for i in range(800)], 0)
+    held, keys = t.timeline_ids(1), set(redis_client.keys("*"))
+    fp = t.encoding_footprints(1)
+    assert {name: row["entries"] for name, row in fp.items()} == {
+        "list": 800,
+        "zset_listpack": 800,
+        "zset_skiplist": 800,
+    }
+    assert fp["list"]["memory_usage_bytes"] == t.timeline_footprint(1)["list_bytes"]
+    assert fp["zset_skiplist"]["encoding"] == "skiplist"
+    listpack_max = next(iter(redis_client.config_get("zset-max-listpack-entries").values()))
+    if int(listpack_max) >= 800:
+        assert fp["zset_listpack"]["encoding"] == "listpack"
+    sizes = [fp[k]["memory_usage_bytes"] for k in ("list", "zset_listpack", "zset_skiplist")]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3, fp
+    assert set(redis_client.keys("*")) == keys
+    assert t.timeline_ids(1) == held
+
+
 def test_timelines_of_the_zset_layout_are_never_read_and_are_dropped(
     redis_client: redis.Redis, clean_stores: None
 ) -> None:

@@ -403,6 +403,47 @@ class RedisTimelineStore:
             "meta_bytes": int(meta_bytes or 0),
         }
 
+    def encoding_footprints(self, user_id: int) -> dict[str, dict[str, int | str]]:
+        """MEMORY USAGE (every element) of one timeline's ids in each encoding home timelines
+        have had (the bench's memory section): `list`, the timeline as stored; `zset_listpack`
+        and `zset_skiplist`, the same ids written as the ZSET timelines stored them (member and
+        score both to_member(id)) on two scratch keys, deleted afterwards.
+
+        The skiplist is forced per key, not by lowering zset-max-listpack-entries (a setting of
+        the whole server, shared with every database while lowered): its ZADD carries one more
+        member longer than zset-max-listpack-value, so the key is created as a skiplist, and
+        ZREM then removes that member (Redis does not convert a shrinking sorted set back).
+        Each reports the encoding OBJECT ENCODING gave: where zset-max-listpack-entries is below
+        the entry count, `zset_listpack` is a skiplist too."""
+        key = timeline_key(user_id)
+        ids = [int(x) for x in self._r.lrange(key, 0, -1)]
+        pairs = [x for m in sorted(map(to_member, ids), reverse=True) for x in (m, m)]
+        limit = next(iter(self._r.config_get("zset-max-listpack-value").values()), 64)
+        long_member = "x" * (int(limit) + 1)
+        listpack, skiplist = (
+            f"sample:zset-listpack:{{{user_id}}}",
+            f"sample:zset-skiplist:{{{user_id}}}",
+        )
+        self._r.delete(listpack, skiplist)
+        if pairs:
+            self._r.execute_command("ZADD", listpack, *pairs)
+            self._r.execute_command("ZADD", skiplist, *pairs, 0, long_member)
+            self._r.zrem(skiplist, long_member)
+        out: dict[str, dict[str, int | str]] = {}
+        for name, k in (("list", key), ("zset_listpack", listpack), ("zset_skiplist", skiplist)):
+            pipe = self._r.pipeline(transaction=False)
+            pipe.object("encoding", k)
+            pipe.memory_usage(k, samples=0)
+            pipe.llen(k) if name == "list" else pipe.zcard(k)
+            encoding, size, entries = pipe.execute()
+            out[name] = {
+                "encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+                "entries": int(entries),
+                "memory_usage_bytes": int(size or 0),
+            }
+        self._r.delete(listpack, skiplist)
+        return out
+
     def cold_first_pages(self, user_ids: Sequence[int], page_size: int) -> list[int]:
         """The users whose timeline is not ready, or whose newest `page_size` posts are not all
         in the post cache: a first read of theirs would go to the stores (prewarm's test)."""
