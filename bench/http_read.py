@@ -1,4 +1,4 @@
-"""5. HTTP throughput of the home feed through the dev server: `GET /v1/feed?limit=20` with a
+"""6. HTTP throughput of the home feed through the dev server: `GET /v1/feed?limit=20` with a
 bearer token, at fixed concurrency, by `wrk` (Debian package; installed when missing, as
 infra/devstack.py installs the monitoring packages).
 

@@ -5,6 +5,7 @@ asserted here; the numbers of a quick run mean nothing."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("workload", "memory", "fanout", "feed_read", "cold_start", "e2e_lag")
+SECTIONS = ("workload", "memory", "fanout", "feed_read", "http", "cold_start", "e2e_lag")
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,19 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         assert section in result, section
     assert result["workload"]["graph"]["follow_edges"] > 0
     assert result["memory"]["entries"] > 0
+    # The same timeline's ids in each encoding a home timeline has had, smallest first.
+    enc = result["memory"]["by_encoding"]
+    assert enc["entries"] == result["memory"]["entries_per_timeline"] > 0
+    kinds = ("list", "zset_listpack", "zset_skiplist")
+    assert all(enc[k]["entries"] == enc["entries"] for k in kinds), enc
+    assert enc["zset_skiplist"]["encoding"] == "skiplist"
+    if int(result["memory"]["zset_max_listpack_entries"]) >= enc["entries"]:
+        assert enc["zset_listpack"]["encoding"] == "listpack"
+        assert (
+            enc["list"]["bytes_per_entry"]
+            < enc["zset_listpack"]["bytes_per_entry"]
+            < enc["zset_skiplist"]["bytes_per_entry"]
+        ), enc
     fanout = result["fanout"]
     assert all(t["all_followers_written"] for t in fanout["by_followers"].values())
     # The measured inserts reach the lazy trim: in the steady fill at the natural rate (the
@@ -68,6 +82,22 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     for name, group in feed["groups"].items():
         for variant in variants:  # measured beside the warm handler read, never empty
             assert group[variant]["n"] > 0 and group[variant]["p50_ms"] > 0, (name, variant)
+    http = result["http"]
+    assert "skipped" not in http, http
+    assert http["cores"] == os.cpu_count()
+    assert http["readers"] == sum(result["workload"]["graph"]["readers"].values())
+    assert http["all_2xx"], http
+    assert [(r["workers"], r["connections"]) for r in http["runs"]] == [(2, 8), (2, 32)]
+    for run in http["runs"]:
+        assert run["requests"] > 0 and run["non2xx"] == 0, run
+        assert not any(run["socket_errors"].values()), run
+        assert run["requests_per_s_per_core"] == round(run["requests_per_s"] / http["cores"], 1)
+        lat = run["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p99"] <= lat["max"], run
+    # Both server processes answered (32 connections spread over two SO_REUSEPORT sockets).
+    busiest = sorted(http["runs"][-1]["server_cpu_s_per_process"], reverse=True)
+    assert len(busiest) >= 2 and busiest[1] > 0.1 * busiest[0], busiest
+    assert all(s["warmup"]["non2xx"] == 0 and s["warmup"]["requests"] > 0 for s in http["servers"])
     assert set(result["cold_start"]["functions"]) == {"feed", "posts", "social", "fanout"}
     e2e = result["e2e_lag"]
     if "skipped" not in e2e:
@@ -75,5 +105,11 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         for label in ("no_window", "window_1s"):  # consumed in parallel, as Lambda would
             lags = e2e["parallel_consumers"][label]["by_followers"]
             assert lags and all(t["lag_all"]["n"] == t["posts"] > 0 for t in lags.values())
-    for png in ("bench-feed-latency-quick.png", "bench-fanout-rate-quick.png"):
+    for png in (
+        "bench-feed-latency-quick.png",
+        "bench-fanout-rate-quick.png",
+        "bench-http-throughput-quick.png",
+        "bench-redis-memory-quick.png",
+        "bench-coldstart-quick.png",
+    ):
         assert (tmp_path / png).stat().st_size > 0
