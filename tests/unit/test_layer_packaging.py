@@ -40,3 +40,12 @@ def test_every_top_level_package_of_the_layer_is_in_the_distribution():
     assert {"newsfeed", "feed_api"} <= set(packages)
     missing = [p for p in packages if not any(fnmatch.fnmatchcase(p, pat) for pat in include)]
     assert missing == [], f"not matched by [tool.setuptools.packages.find] include: {missing}"
+
+
+def test_redis_replies_are_parsed_by_hiredis() -> None:
+    # The layer ships hiredis for the feed read's nested pipeline replies; redis-py silently
+    # falls back to its Python parser when it is missing.
+    from feed_adapters.redis.client import make_redis
+
+    conn = make_redis("127.0.0.1", 1, 0).connection_pool.make_connection()  # not connected
+    assert "Hiredis" in type(conn._parser).__name__, type(conn._parser)
