@@ -253,3 +253,37 @@ def test_timelines_of_the_zset_layout_are_never_read_and_are_dropped(
     assert owners == {1, 2}
     assert t.drop_timelines([2], built_before_ms=2**62) == 1
     assert not any(redis_client.exists(k) for k in legacy_timeline_keys(2))
+
+
+@MODES
+def test_many_author_lists_in_one_read_each_get_their_own_ids_and_state(
+    redis_client: redis.Redis,
+    clean_stores: None,
+    cluster: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Single Redis reads the lists in calls of RANGE_BATCH (made small here to cross batch
+    # boundaries); cluster mode one call per list. Each reply must land on its own author.
+    from feed_adapters.redis import timeline_store
+
+    monkeypatch.setattr(timeline_store, "RANGE_BATCH", 3)
+    t = store(redis_client, cluster, max_len=5)
+    authors = list(range(101, 109))  # 8 authors: batches of 3, 3, 2
+    for n, author in enumerate(authors):
+        if author == 104:
+            continue  # missing: not ready, no ids
+        t.commit_author_posts(author, [B + 100 * author + i for i in range(n + 1)], 0)
+    _, lists = t.read_candidates(None, authors, None, 4)
+    assert list(lists) == authors
+    for n, author in enumerate(authors):
+        read = lists[author]
+        if author == 104:
+            assert not read.ready and read.ids == []
+            continue
+        assert read.ready
+        expected = sorted((B + 100 * author + i for i in range(n + 1)), reverse=True)
+        assert read.ids == expected[:4]
+    below = B + 100 * 108 + 6  # lists hold their newest 5 (max_len)
+    _, lists = t.read_candidates(1, authors[-2:], below, 2)
+    assert lists[108].ids == [B + 100 * 108 + 5, B + 100 * 108 + 4]
+    assert lists[107].ids == [B + 100 * 107 + 6, B + 100 * 107 + 5]

@@ -266,29 +266,49 @@ return out
 # KEYS: list, meta. ARGV: below|'' (exclusive), count. Returns {state, h, ids...}: up to `count`
 # members strictly below `below`, newest first. Scores are rounded ids, so members in the same
 # double as `below` are compared as fixed-width strings.
-RANGE_LUA = """
-local meta = redis.call('HMGET', KEYS[2], 'state', 'h')
-local out = {meta[1] or '', meta[2] or ''}
-local below = ARGV[1]
-local want = tonumber(ARGV[2])
-local maxs = '+inf'
-if below ~= '' then maxs = below end
-local offset = 0
-local got = 0
-while got < want do
-  local batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], maxs, '-inf', 'LIMIT', offset, want)
-  for _, m in ipairs(batch) do
-    if below == '' or m < below then
-      out[#out + 1] = m
-      got = got + 1
-      if got == want then break end
+_RANGE_ONE_LIB = """
+local function range_one(list, meta_key, below, want)
+  local meta = redis.call('HMGET', meta_key, 'state', 'h')
+  local out = {meta[1] or '', meta[2] or ''}
+  local maxs = '+inf'
+  if below ~= '' then maxs = below end
+  local offset = 0
+  local got = 0
+  while got < want do
+    local batch = redis.call('ZREVRANGEBYSCORE', list, maxs, '-inf', 'LIMIT', offset, want)
+    for _, m in ipairs(batch) do
+      if below == '' or m < below then
+        out[#out + 1] = m
+        got = got + 1
+        if got == want then break end
+      end
     end
+    if #batch < want then break end
+    offset = offset + #batch
   end
-  if #batch < want then break end
-  offset = offset + #batch
+  return out
 end
+"""
+
+RANGE_LUA = (
+    _RANGE_ONE_LIB
+    + """
+return range_one(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
+"""
+)
+
+# Many author lists in one call (single Redis: the keys of different authors span slots).
+# KEYS: list1, meta1, list2, meta2, ... ARGV as RANGE_LUA. Returns one RANGE_LUA reply per list:
+# a read with 20 pulled authors costs one call to pack and one reply to parse, not 20.
+RANGE_MANY_LUA = (
+    _RANGE_ONE_LIB
+    + """
+local out = {}
+local want = tonumber(ARGV[2])
+for k = 1, #KEYS, 2 do out[#out + 1] = range_one(KEYS[k], KEYS[k + 1], ARGV[1], want) end
 return out
 """
+)
 
 
 # KEYS: list, meta, then any keys to drop with them (the ZSET layout's). ARGV: built_before (ms).

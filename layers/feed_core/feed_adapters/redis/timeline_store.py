@@ -51,6 +51,7 @@ from .scripts import (
     LIST_REMOVE_LUA,
     MERGE_LUA,
     RANGE_LUA,
+    RANGE_MANY_LUA,
     RELEASE_LOCK_LUA,
     TAKE_EVENTS_LUA,
     TAKE_IMPRESSION_COUNTS_LUA,
@@ -67,6 +68,9 @@ BACKFILL_TRACKING_TTL_SECONDS = 86_400
 LISTPACK_MAX_ENTRIES = 1024
 # Timelines per fan-out (and removal) script call (non-cluster mode): 2 keys each in KEYS.
 PUSH_BATCH = 250
+# Author lists read by one script call (single Redis): one call for a page's pulled authors;
+# a read of every followee (no usable timeline) is cut so no call holds the server for long.
+RANGE_BATCH = 100
 DRAIN_BATCH = 1000
 # A reader's impressions counted per hour at most (a deep pager's; the rest counted as dropped).
 IMPRESSIONS_PER_READER_HOUR = 1_000
@@ -144,6 +148,7 @@ class RedisTimelineStore:
         self._cluster = cluster
         self._merge = client.register_script(MERGE_LUA)
         self._range = client.register_script(RANGE_LUA)
+        self._range_many = client.register_script(RANGE_MANY_LUA)
         self._push_many = client.register_script(LIST_PUSH_LUA)
         self._push_users = client.register_script(LIST_PUSH_USERS_LUA)
         self._commit = client.register_script(LIST_COMMIT_LUA)
@@ -158,6 +163,7 @@ class RedisTimelineStore:
         self._scripts = (
             self._merge,
             self._range,
+            self._range_many,
             self._push_many,
             self._push_users,
             self._commit,
@@ -212,12 +218,6 @@ class RedisTimelineStore:
             _now_ms() if state else "",
             *(to_member(p) for p in post_ids),
         ]
-
-    def _read(
-        self, pipe: redis.client.Pipeline, keys: tuple[str, str], below: int | None, count: int
-    ) -> None:
-        """An author list (ZSET) below the cursor."""
-        self._queue(pipe, self._range, keys, [to_member(below) if below else "", count])
 
     def _read_timeline(
         self, pipe: redis.client.Pipeline, user_id: int, below: int | None, count: int
@@ -317,16 +317,31 @@ class RedisTimelineStore:
         """One pipeline: the reader's timeline (if `reader_id`) and each author list, `count` ids
         below the cursor each."""
 
+        args = [to_member(below) if below else "", count]
+
         def queue(pipe: Any) -> int:
             if reader_id is not None:
                 self._read_timeline(pipe, reader_id, below, count)
-            for author_id in author_ids:
-                keys = (author_posts_key(author_id), author_meta_key(author_id))
-                self._read(pipe, keys, below, count)
-            return len(author_ids) + (reader_id is not None)
+            if self._cluster:
+                for author_id in author_ids:
+                    keys = (author_posts_key(author_id), author_meta_key(author_id))
+                    self._queue(pipe, self._range, keys, args)
+                return len(author_ids) + (reader_id is not None)
+            calls = 0
+            for i in range(0, len(author_ids), RANGE_BATCH):
+                keys = [
+                    key
+                    for a in author_ids[i : i + RANGE_BATCH]
+                    for key in (author_posts_key(a), author_meta_key(a))
+                ]
+                self._queue(pipe, self._range_many, keys, args)
+                calls += 1
+            return calls + (reader_id is not None)
 
         results = self._run(queue)
         timeline = _parse_read(results.pop(0)) if reader_id is not None else None
+        if not self._cluster:
+            results = [raw for batch in results for raw in batch]
         return timeline, {a: _parse_read(raw) for a, raw in zip(author_ids, results, strict=True)}
 
     def timeline_ids(self, user_id: int) -> list[int]:
