@@ -56,7 +56,9 @@ def mongo_db(settings: Settings) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def redis_client(settings: Settings) -> Iterator[redis.Redis]:
-    client = make_redis(settings.redis_host, settings.redis_port, settings.redis_db)
+    client = make_redis(
+        settings.redis_host, settings.redis_port, settings.redis_db, cluster=settings.redis_cluster
+    )
     yield client
     client.close()
 

@@ -128,7 +128,13 @@ def build_services(
         from feed_adapters.redis.timeline_store import RedisTimelineStore
 
         timelines = RedisTimelineStore(
-            redis_client or make_redis(settings.redis_host, settings.redis_port, settings.redis_db),
+            redis_client
+            or make_redis(
+                settings.redis_host,
+                settings.redis_port,
+                settings.redis_db,
+                cluster=settings.redis_cluster,
+            ),
             max_len=settings.timeline_max_len,
             post_ttl_seconds=settings.post_cache_ttl_seconds,
             trim_slack=settings.timeline_trim_slack,
