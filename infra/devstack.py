@@ -18,6 +18,13 @@ state under the git-ignored `.state/` folder (or $FEED_STATE_DIR). With the apps
 starts the monitoring: Prometheus (configuration in infra/monitoring/), a Pushgateway for the
 scheduled jobs and the Redis and PostgreSQL exporters, all from Debian's packages.
 
+`TOPOLOGY=scaled` (default `single`) also runs a Redis Cluster of 3 masters with a replica each
+(ElastiCache cluster mode): one redis-server per port of REDIS_CLUSTER_PORTS (default
+17001-17006, cluster bus REDIS_CLUSTER_BUS_OFFSET=100 above each), config, nodes.conf and data
+under `.state/redis-cluster/<port>/`; created with `redis-cli --cluster create` the first time,
+restarted from nodes.conf after. `down` and `status` also see the nodes that a PID file of this
+state folder names, whatever TOPOLOGY says then.
+
 A service whose configured host is not this machine, or whose port already answers without a
 PID file of ours, is someone else's: it is used as it is and never started or stopped here.
 """
@@ -85,6 +92,81 @@ BENCH_PACKAGES = {"wrk": "wrk"}
 
 def monitoring_port(name: str) -> int:
     return int(os.environ.get(name) or MONITORING_PORTS[name])
+
+
+# TOPOLOGY=scaled also runs a Redis Cluster (ElastiCache cluster mode): 3 masters with a replica
+# each, one redis-server per port. Each node's cluster bus listens REDIS_CLUSTER_BUS_OFFSET above
+# its port (Redis's own +10000 would leave the range below 32768 for ports above 22767).
+TOPOLOGIES = ("single", "scaled")
+DEFAULT_REDIS_CLUSTER_PORTS = "17001-17006"
+DEFAULT_REDIS_CLUSTER_BUS_OFFSET = 100
+REDIS_CLUSTER_REPLICAS = 1
+EPHEMERAL_PORTS_START = 32768
+
+
+def topology() -> str:
+    value = (os.environ.get("TOPOLOGY") or "single").strip().lower()
+    if value not in TOPOLOGIES:
+        raise SystemExit(
+            f"[devstack] TOPOLOGY must be one of {', '.join(TOPOLOGIES)}, got {value!r}"
+        )
+    return value
+
+
+def parse_cluster_ports(spec: str, bus_offset: int = DEFAULT_REDIS_CLUSTER_BUS_OFFSET) -> list[int]:
+    """REDIS_CLUSTER_PORTS: `17001-17006` or `17001,17002,...` (a mix works too). At least 6
+    ports, an even number (a replica per master), distinct, and every port and its bus port
+    (port + bus_offset) below 32768 and apart from every other."""
+    ports: list[int] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                first, last = (int(x) for x in part.split("-", 1))
+                if last < first:
+                    raise ValueError
+                ports.extend(range(first, last + 1))
+            else:
+                ports.append(int(part))
+        except ValueError:
+            raise ValueError(f"REDIS_CLUSTER_PORTS: {part!r} is not a port or a range") from None
+    per_master = REDIS_CLUSTER_REPLICAS + 1
+    if len(ports) < 3 * per_master or len(ports) % per_master:
+        raise ValueError(
+            f"REDIS_CLUSTER_PORTS: need at least {3 * per_master} ports, a multiple of "
+            f"{per_master} (3 masters, {REDIS_CLUSTER_REPLICAS} replica each), got {len(ports)}"
+        )
+    if len(set(ports)) != len(ports):
+        raise ValueError(f"REDIS_CLUSTER_PORTS: a port is listed twice in {spec!r}")
+    if bus_offset <= 0:
+        raise ValueError(f"REDIS_CLUSTER_BUS_OFFSET must be positive, got {bus_offset}")
+    used = set(ports)
+    for port in ports:
+        bus = port + bus_offset
+        if port < 1024 or bus >= EPHEMERAL_PORTS_START:
+            raise ValueError(f"REDIS_CLUSTER_PORTS: port {port} (bus {bus}) is outside 1024..32767")
+        if bus in used:
+            raise ValueError(f"REDIS_CLUSTER_PORTS: bus port {bus} of {port} is a node's port")
+    return ports
+
+
+def cluster_bus_offset() -> int:
+    raw = os.environ.get("REDIS_CLUSTER_BUS_OFFSET") or str(DEFAULT_REDIS_CLUSTER_BUS_OFFSET)
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(
+            f"[devstack] REDIS_CLUSTER_BUS_OFFSET must be an integer: {raw!r}"
+        ) from None
+
+
+def cluster_ports_from_env() -> list[int]:
+    spec = os.environ.get("REDIS_CLUSTER_PORTS") or DEFAULT_REDIS_CLUSTER_PORTS
+    try:
+        return parse_cluster_ports(spec, cluster_bus_offset())
+    except ValueError as exc:
+        raise SystemExit(f"[devstack] {exc}") from None
 
 
 TOOLS_DIR = Path(os.environ.get("FEED_TOOLS_DIR", Path.home() / ".cache" / "feedplatform"))
@@ -659,6 +741,192 @@ class Redis(Service):
         wait_until(self.answers, "Redis")
 
 
+CLUSTER_NODE_PREFIX = "redis-cluster-"
+
+
+class RedisClusterNode(Redis):
+    """One redis-server in cluster mode: its redis.conf, nodes.conf and data in
+    `.state/redis-cluster/<port>/`, its PID file `redis-cluster-<port>.pid`."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, settings: Settings, layout: Layout, port: int, bus_offset: int) -> None:
+        super().__init__(settings, layout)
+        self._port = port
+        self.bus_port = port + bus_offset
+        self.name = f"{CLUSTER_NODE_PREFIX}{port}"
+
+    @property
+    def port(self) -> int:  # type: ignore[override]
+        return self._port
+
+    @property
+    def workdir(self) -> Path:
+        return self.layout.state / "redis-cluster" / str(self.port)
+
+    def config(self) -> Path:
+        """Written on every start (the ports may have changed); nodes.conf is Redis's own."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "redis.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"port {self.port}",
+                    "bind 127.0.0.1",
+                    f'dir "{self.workdir}"',
+                    "cluster-enabled yes",
+                    "cluster-config-file nodes.conf",
+                    f"cluster-port {self.bus_port}",
+                    "cluster-node-timeout 5000",
+                    # As the single Redis: no persistence, compact capped timelines, no eviction.
+                    'save ""',
+                    "appendonly no",
+                    "zset-max-listpack-entries 1024",
+                    "maxmemory-policy noeviction",
+                    "",
+                ]
+            )
+        )
+        return conf
+
+    def start(self) -> None:
+        conf = self.config()
+        spawn([shutil.which("redis-server") or "redis-server", str(conf)], self.layout, self.name)
+        wait_until(self.answers, f"Redis Cluster node {self.port}")
+
+
+def redis_cli(port: int, *args: str, timeout: float = 60) -> str:
+    out = subprocess.run(
+        [shutil.which("redis-cli") or "redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return out.stdout
+
+
+def cluster_info(port: int) -> dict[str, str]:
+    """CLUSTER INFO of one node as a dict ({} when it does not answer)."""
+    try:
+        text = redis_cli(port, "CLUSTER", "INFO", timeout=5)
+    except (subprocess.SubprocessError, OSError):
+        return {}
+    return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+
+def cluster_replicas(port: int) -> dict[str, int] | None:
+    """CLUSTER NODES seen from one node: each master that owns slots -> how many replicas it has
+    (None when the node does not answer or some node is failing or a master owns no slot)."""
+    try:
+        text = redis_cli(port, "CLUSTER", "NODES", timeout=5)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    if any("fail" in row[2] or "handshake" in row[2] or row[7] != "connected" for row in rows):
+        return None
+    masters = {row[0]: 0 for row in rows if "master" in row[2].split(",")}
+    for row in rows:
+        if "slave" in row[2].split(","):
+            if row[3] not in masters:
+                return None
+            masters[row[3]] += 1
+    if any(len(row) < 9 for row in rows if row[0] in masters):  # a master without slots
+        return None
+    return masters
+
+
+def cluster_nodes(
+    settings: Settings, layout: Layout, configured: bool | None = None
+) -> list[RedisClusterNode]:
+    """The cluster's nodes: those REDIS_CLUSTER_PORTS names when TOPOLOGY=scaled (or
+    `configured`), then those a live PID file of this state folder names (so `down` and
+    `status` without TOPOLOGY still see a cluster that `TOPOLOGY=scaled up` started)."""
+    offset = cluster_bus_offset()
+    ports: list[int] = []
+    if configured if configured is not None else topology() == "scaled":
+        ports = cluster_ports_from_env()
+    for pidfile in sorted(layout.run.glob(f"{CLUSTER_NODE_PREFIX}*.pid")):
+        port = pidfile.stem.removeprefix(CLUSTER_NODE_PREFIX)
+        if port.isdigit() and int(port) not in ports and read_pid(pidfile) is not None:
+            ports.append(int(port))
+    return [RedisClusterNode(settings, layout, port, offset) for port in ports]
+
+
+def ensure_redis_cluster(nodes: list[RedisClusterNode], timeout: float = 60) -> bool:
+    """Once every node runs: create the cluster when no node has a slot yet (the first start:
+    `redis-cli --cluster create ... --cluster-replicas 1`), else wait until the restarted nodes,
+    which keep their nodes.conf, agree again. Returns whether it created the cluster."""
+    ports = [n.port for n in nodes]
+    infos = {port: cluster_info(port) for port in ports}
+    created = False
+    if all(int(i.get("cluster_slots_assigned", 0)) == 0 for i in infos.values()):
+        if any(int(i.get("cluster_known_nodes", 1)) > 1 for i in infos.values()):
+            raise SystemExit(
+                "[devstack] the Redis Cluster nodes know each other but own no slots: "
+                "remove .state/redis-cluster (or `make clean`) and run again"
+            )
+        log(f"creating a Redis Cluster on ports {ports[0]}-{ports[-1]}")
+        redis_cli(
+            ports[0],
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{p}" for p in ports),
+            "--cluster-replicas",
+            str(REDIS_CLUSTER_REPLICAS),
+            "--cluster-yes",
+        )
+        created = True
+
+    def every_node_ok() -> bool:
+        # cluster_state:ok comes as soon as the slots are covered; the replicas' roles reach
+        # every node by gossip a moment later.
+        wanted = [REDIS_CLUSTER_REPLICAS] * (len(ports) // (REDIS_CLUSTER_REPLICAS + 1))
+        for port in ports:
+            info = cluster_info(port)
+            if info.get("cluster_state") != "ok" or info.get("cluster_known_nodes") != str(
+                len(ports)
+            ):
+                return False
+            replicas = cluster_replicas(port)
+            if replicas is None or sorted(replicas.values()) != wanted:
+                return False
+        return True
+
+    wait_until(
+        every_node_ok,
+        "the Redis Cluster (cluster_state:ok and every master's replica seen by every node)",
+        timeout,
+    )
+    return created
+
+
+def up_redis_cluster(settings: Settings, layout: Layout) -> list[str]:
+    """Start the cluster nodes that do not run, then create or re-join the cluster; returns the
+    names it started."""
+    nodes = cluster_nodes(settings, layout, configured=True)
+    started = []
+    for node in nodes:
+        if node.needs_start():
+            node.install()
+            node.start()
+            started.append(node.name)
+    ensure_redis_cluster(nodes)
+    return started
+
+
+def stop_redis_cluster(layout: Layout) -> list[str]:
+    """Stop every cluster node this state folder's PID files name (needs no settings)."""
+    stopped = []
+    for pidfile in sorted(layout.run.glob(f"{CLUSTER_NODE_PREFIX}*.pid")):
+        pid = read_pid(pidfile)
+        if pid is not None:
+            stop_pid(pid, pidfile.stem)
+            stopped.append(pidfile.stem)
+        pidfile.unlink(missing_ok=True)
+    return stopped
+
+
 class FerretDB(Service):
     name = "ferretdb"
 
@@ -958,6 +1226,8 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
             svc.install()
             svc.start()
             started.append(svc.name)
+    if topology() == "scaled":
+        started += up_redis_cluster(settings, layout)
     init_schema(python)
     if args.apps:
         app_env: dict[str, str] = {}
@@ -1007,8 +1277,13 @@ def deployed_stack(layout: Layout, stage: str = "local") -> dict | None:
 def cmd_down(args: argparse.Namespace, only: list[str] | None = None) -> None:
     settings = load_settings()
     layout = layout_from_env()
-    # Reverse order: FerretDB stores in PostgreSQL, so it stops first.
-    for svc in reversed(services(settings, layout, apps=True)):
+    # Reverse order: FerretDB stores in PostgreSQL, so it stops first. The Redis Cluster's
+    # nodes (any this state folder's PID files name, whatever TOPOLOGY says now) before the
+    # stores.
+    everything = list(reversed(services(settings, layout, apps=True)))
+    stores = len(services(settings, layout))
+    cluster = cluster_nodes(settings, layout, configured=False)
+    for svc in [*everything[:-stores], *cluster, *everything[-stores:]]:
         if only is not None and svc.name not in only:
             continue
         if svc.stop():
@@ -1017,13 +1292,22 @@ def cmd_down(args: argparse.Namespace, only: list[str] | None = None) -> None:
 
 def print_status(settings: Settings, layout: Layout) -> bool:
     all_ok = True
-    print(f"{'service':<17} {'state':<9} {'pid':>7}  address")
-    for svc in services(settings, layout, apps=True):
+    print(f"{'service':<19} {'state':<9} {'pid':>7}  address")
+    cluster = cluster_nodes(settings, layout)
+    for svc in [*services(settings, layout, apps=True), *cluster]:
         st = svc.status()
         all_ok &= st.state != "stopped"
-        print(f"{st.name:<17} {st.state:<9} {st.pid or '-':>7}  {st.where}")
+        print(f"{st.name:<19} {st.state:<9} {st.pid or '-':>7}  {st.where}")
     print(f"\nPOSTGRES  {settings.postgres_dsn}")
     print(f"REDIS     redis://{settings.redis_host}:{settings.redis_port}/{settings.redis_db}")
+    if cluster:
+        first = cluster[0].port
+        info = cluster_info(first)
+        print(
+            f"CLUSTER   redis://127.0.0.1:{first} ({len(cluster)} nodes,"
+            f" cluster_state:{info.get('cluster_state', 'down')}; the app uses it with"
+            f" REDIS_CLUSTER=true REDIS_PORT={first})"
+        )
     print(f"MONGODB   {settings.mongodb_url}")
     print(f"AWS       {settings.aws_endpoint_url or 'real AWS (AWS_ENDPOINT_URL empty)'}")
     api_port = os.environ.get("FEED_API_PORT", "8000")
@@ -1088,6 +1372,8 @@ def stop_by_pid_files(layout: Layout) -> None:
             stop_pid(pid, name)
             log(f"stopped {name}")
         layout.pidfile(name).unlink(missing_ok=True)
+    for name in stop_redis_cluster(layout):
+        log(f"stopped {name}")
     if stop_postgres(layout):
         log("stopped postgres")
 
