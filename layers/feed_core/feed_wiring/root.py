@@ -133,6 +133,7 @@ def build_services(
                 settings.redis_host,
                 settings.redis_port,
                 settings.redis_db,
+                timeout_ms=settings.store_timeout_ms,
                 cluster=settings.redis_cluster,
             ),
             max_len=settings.timeline_max_len,

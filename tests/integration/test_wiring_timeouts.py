@@ -1,0 +1,23 @@
+"""The composition root gives every store adapter the STORE_TIMEOUT_MS of its settings (the
+template sets 5 s for fan-out and 30 s for scheduled jobs, where the API keeps 800 ms)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from feed_wiring.root import build_services
+from feed_wiring.settings import Settings
+from tests.fakes.queues import RecordingFanoutQueue
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_redis_client_waits_as_long_as_the_settings_say(settings: Settings) -> None:
+    slow = dataclasses.replace(settings, store_timeout_ms=4321)
+    services = build_services(slow, queue=RecordingFanoutQueue())
+    client = services.timelines._r  # the client the timeline store was built with
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 4.321
+    assert client.ping()
