@@ -1,6 +1,7 @@
 """Lambda entry point of the timeline cleanup job (EventBridge schedule).
 
-Drops the Redis timelines of users inactive beyond ACTIVE_DAYS; their next read rebuilds them.
+Drops the Redis timelines of users inactive beyond ACTIVE_DAYS (their next read rebuilds them)
+and deletes idempotency claims older than 24 hours.
 """
 
 import os

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from feed_env import FeedEnv
 
 from newsfeed.errors import Conflict, InvalidInput, NotFound, QueueUnavailable
+from newsfeed.posting.rules import IDEMPOTENCY_KEY_HOURS
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +88,34 @@ def test_queue_failure_is_acknowledged_and_a_retry_completes_delivery(
     assert retried.id == saved[0]
     assert author_post_ids(env, author) == [retried.id]
     assert env.timeline(fan) == [retried.id]
+
+
+def _age_claims(env: FeedEnv, hours: float) -> None:
+    """Every idempotency claim recorded `hours` ago."""
+    at = datetime.now(UTC) - timedelta(hours=hours)
+    env.db.post_requests.update_many({}, {"$set": {"at": at}})
+
+
+def test_a_key_claims_its_post_for_24_hours_then_posts_again(env: FeedEnv) -> None:
+    author = env.user()
+    first = env.services.posts.create(author, "hello", idempotency_key="day-1")
+    _age_claims(env, IDEMPOTENCY_KEY_HOURS - 1)
+    assert env.services.posts.create(author, "hello", idempotency_key="day-1").id == first.id
+    _age_claims(env, IDEMPOTENCY_KEY_HOURS + 1)
+    later = env.services.posts.create(author, "a new post", idempotency_key="day-1")
+    assert later.id != first.id and later.text == "a new post"
+    # The key now claims the new post, for another 24 hours; the first post is untouched.
+    assert env.services.posts.create(author, "a new post", idempotency_key="day-1").id == later.id
+    assert env.services.posts.get(first.id).text == "hello"
+
+
+def test_cleanup_deletes_claims_older_than_24_hours_only(env: FeedEnv) -> None:
+    author = env.user()
+    env.services.posts.create(author, "old", idempotency_key="old-1")
+    env.services.posts.create(author, "old", idempotency_key="old-2")
+    _age_claims(env, IDEMPOTENCY_KEY_HOURS + 0.1)
+    env.services.posts.create(author, "new", idempotency_key="new-1")
+    report = env.services.cleanup.run()
+    assert report.claims_expired == 2 and report.to_dict()["claims_expired"] == 2
+    assert [d["_id"].split(":")[1] for d in env.db.post_requests.find()] == ["new-1"]
+    assert env.services.cleanup.run().claims_expired == 0

@@ -204,7 +204,7 @@ def build_services(
             max_users=rules.prewarm_max_users,
             page_size=rules.prewarm_page_size,
         ),
-        cleanup=TimelineCleanup(graph, timelines, active_days=rules.active_days),
+        cleanup=TimelineCleanup(graph, timelines, active_days=rules.active_days, claims=posts),
         rollup=EngagementRollup(engagement, drain_buffer=lambda: _drained(drain.run())),
         impressions=drain,
         repair=PendingRepair(posts, graph, queue),

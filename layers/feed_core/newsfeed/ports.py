@@ -85,8 +85,15 @@ class PostStore(Protocol):
     def insert_post(self, post: Post) -> None:
         """Stores the post pending delivery. Raises `DuplicateId` when the id exists."""
 
-    def claim_post_request(self, author_id: int, key: str, post_id: int) -> int:
-        """Record `key` -> `post_id` for this author once; returns the post id recorded first."""
+    def claim_post_request(
+        self, author_id: int, key: str, post_id: int, *, expired_before: datetime | None = None
+    ) -> int:
+        """Record `key` -> `post_id` for this author once; returns the post id recorded first.
+        A claim recorded before `expired_before` no longer counts: it is replaced by this one."""
+        ...
+
+    def expire_post_requests(self, before: datetime) -> int:
+        """Delete the claims recorded before `before`; returns how many."""
         ...
 
     def get_post(self, post_id: int) -> Post | None: ...

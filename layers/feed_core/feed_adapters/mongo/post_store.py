@@ -42,20 +42,33 @@ class MongoPostStore:
         self._posts = db.posts
         self._likes = db.likes
 
-    def claim_post_request(self, author_id: int, key: str, post_id: int) -> int:
-        # The unique _id makes the claim atomic. No TTL index: FerretDB 1.x does not implement
-        # expireAfterSeconds (DocumentDB does); the records are a few dozen bytes each.
+    def claim_post_request(
+        self, author_id: int, key: str, post_id: int, *, expired_before: datetime | None = None
+    ) -> int:
+        # The unique _id makes the claim atomic; an expired claim is taken over by a conditional
+        # update (two requests racing for it: one update matches, the other reads the winner).
+        # No TTL index: FerretDB 1.x does not implement expireAfterSeconds (DocumentDB does),
+        # so the cleanup job deletes old claims (`expire_post_requests`) on both.
         request_id = f"{doc_id(author_id)}:{key}"
+        claim = {"post_id": doc_id(post_id), "at": datetime.now(UTC)}
         try:
-            self._db.post_requests.insert_one(
-                {"_id": request_id, "post_id": doc_id(post_id), "at": datetime.now(UTC)}
-            )
+            self._db.post_requests.insert_one({"_id": request_id, **claim})
             return post_id
         except DuplicateKeyError:
-            doc = self._db.post_requests.find_one({"_id": request_id})
-            if doc is None:  # claimed and removed in between: claim again
-                return self.claim_post_request(author_id, key, post_id)
-            return from_doc_id(doc["post_id"])
+            pass
+        if expired_before is not None:
+            taken = self._db.post_requests.update_one(
+                {"_id": request_id, "at": {"$lt": expired_before}}, {"$set": claim}
+            )
+            if taken.modified_count == 1:
+                return post_id
+        doc = self._db.post_requests.find_one({"_id": request_id})
+        if doc is None:  # claimed and removed in between: claim again
+            return self.claim_post_request(author_id, key, post_id, expired_before=expired_before)
+        return from_doc_id(doc["post_id"])
+
+    def expire_post_requests(self, before: datetime) -> int:
+        return self._db.post_requests.delete_many({"at": {"$lt": before}}).deleted_count
 
     def insert_post(self, post: Post) -> None:
         """Stored pending delivery (see `pending_posts`). Raises DuplicateId on an id

@@ -44,7 +44,8 @@ def create_post(
         str | None,
         Header(
             description="Makes retries safe: the same key returns the post the first request "
-            "created instead of creating another. 1-100 characters of [A-Za-z0-9_.:-].",
+            "created instead of creating another, for 24 hours (after that the key creates a new "
+            "post). 1-100 characters of [A-Za-z0-9_.:-].",
             pattern=f"^{IDEMPOTENCY_KEY.pattern}$",
         ),
     ] = None,

@@ -1,5 +1,8 @@
-"""Timeline cleanup (the scheduled `cleanup` function): Redis keeps the home timelines of active
-users only.
+"""Cleanup (the scheduled `cleanup` function): what no TTL does.
+
+Redis keeps the home timelines of active users only, and idempotency claims (MongoDB
+`post_requests`) are deleted once older than IDEMPOTENCY_KEY_HOURS (FerretDB has no TTL indexes;
+on DocumentDB a TTL index could do it, the job does it on both).
 
 Fan-out already skips followers inactive beyond ACTIVE_DAYS, and their next read rebuilds the
 timeline from the author lists, so an inactive user's timeline is dead weight: this job walks
@@ -13,7 +16,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
+
+from ..posting.rules import IDEMPOTENCY_KEY_HOURS
 
 if TYPE_CHECKING:
     from ..ports import TimelineStore
@@ -32,13 +38,19 @@ class CleanupReport:
     timelines_seen: int
     dropped: int
     seconds: float
+    claims_expired: int = 0
 
     def to_dict(self) -> dict[str, int | float]:
         return {
             "timelines_seen": self.timelines_seen,
             "dropped": self.dropped,
+            "claims_expired": self.claims_expired,
             "seconds": self.seconds,
         }
+
+
+class ClaimExpiry(Protocol):
+    def expire_post_requests(self, before: datetime) -> int: ...
 
 
 class TimelineCleanup:
@@ -48,8 +60,10 @@ class TimelineCleanup:
         timelines: TimelineStore,
         *,
         active_days: int,
+        claims: ClaimExpiry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._claims = claims
         self._users = users
         self._timelines = timelines
         self._active_days = active_days
@@ -64,4 +78,8 @@ class TimelineCleanup:
             inactive = self._users.inactive_among(owners, self._active_days)
             if inactive:
                 dropped += self._timelines.drop_timelines(sorted(inactive), built_before_ms)
-        return CleanupReport(seen, dropped, round(self._clock() - t0, 3))
+        expired = 0
+        if self._claims is not None:
+            cutoff = datetime.fromtimestamp(t0, UTC) - timedelta(hours=IDEMPOTENCY_KEY_HOURS)
+            expired = self._claims.expire_post_requests(cutoff)
+        return CleanupReport(seen, dropped, round(self._clock() - t0, 3), expired)

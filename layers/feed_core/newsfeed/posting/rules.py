@@ -13,6 +13,9 @@ MAX_TEXT_LENGTH = 2000
 MAX_MEDIA = 4
 MAX_URL_LENGTH = 2048
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+# A key claims its post this long; a request with the key after that creates a new post (the
+# claim is replaced), and the cleanup job deletes claims this old.
+IDEMPOTENCY_KEY_HOURS = 24
 # The post store (FerretDB over PostgreSQL) refuses NUL in text; a URL has no control characters.
 _NUL = "\x00"
 _URL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from ..clock import Clock, utcnow
@@ -28,7 +29,7 @@ from ..model import Media, Page, Post
 from ..paging import check_limit
 from ..ports import FanoutQueue, GraphStore, PostStore
 from .bodies import PostBodies
-from .rules import check_idempotency_key, check_media, check_text
+from .rules import IDEMPOTENCY_KEY_HOURS, check_idempotency_key, check_media, check_text
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,12 @@ class PostService:
         for attempt in range(ID_COLLISION_RETRIES):
             post_id = self._ids.next_id()
             if idempotency_key is not None:
-                post_id = self._posts.claim_post_request(author_id, idempotency_key, post_id)
+                post_id = self._posts.claim_post_request(
+                    author_id,
+                    idempotency_key,
+                    post_id,
+                    expired_before=self._clock() - timedelta(hours=IDEMPOTENCY_KEY_HOURS),
+                )
                 existing = self._posts.get_post(post_id)
                 if existing is not None:
                     _check_replay(existing, text, items)
