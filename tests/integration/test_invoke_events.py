@@ -29,7 +29,7 @@ REPORT_KEYS = {
     "repair": {"delivered", "retracted", "backfills", "seconds"},
     "impressions": {"impressions", "buffered_events", "locked_out", "seconds"},
     "rollup": {"hours", "days", "rows", "seconds", "events_drained"},
-    "cleanup": {"timelines_seen", "dropped", "seconds"},
+    "cleanup": {"timelines_seen", "dropped", "claims_expired", "seconds"},
 }
 
 
