@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.stack.devstack_cli import devstack
+from tests.stack.devstack_cli import alive, devstack, listening
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +49,6 @@ def pids_of(state: Path) -> dict[str, int]:
     if pg.exists():
         found["postgres"] = int(pg.read_text().split()[0])
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_up_twice_then_down_leaves_nothing_running(tmp_path):

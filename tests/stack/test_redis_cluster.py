@@ -5,7 +5,6 @@ the application's cluster client against it, a restart that keeps the cluster, a
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from unittest.mock import Mock
 
@@ -19,6 +18,7 @@ from feed_wiring.root import build_services
 from feed_wiring.settings import Settings
 from infra import devstack
 from tests.fakes.queues import RecordingFanoutQueue
+from tests.stack.devstack_cli import alive, listening
 from tests.stack.devstack_cli import devstack as devstack_cli
 
 pytestmark = pytest.mark.integration
@@ -41,20 +41,6 @@ ELSEWHERE = {
     "REDIS_EXPORTER_PORT": "23018",
     "POSTGRES_EXPORTER_PORT": "23019",
 }
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def node_pids(state: Path) -> dict[str, int]:
