@@ -17,24 +17,20 @@ from feed_adapters.redis.timeline_store import RedisTimelineStore
 from newsfeed.ids import MAX_ID
 
 B = 10**17
-MODES = pytest.mark.parametrize("cluster", [False, True])
 
 
-def store(r: redis.Redis, cluster: bool, max_len: int = 800, slack: int | None = None):
-    return RedisTimelineStore(
-        r, max_len=max_len, post_ttl_seconds=60, trim_slack=slack, cluster=cluster
-    )
+def store(r: redis.Redis, max_len: int = 800, slack: int | None = None):
+    return RedisTimelineStore(r, max_len=max_len, post_ttl_seconds=60, trim_slack=slack)
 
 
 def horizon(r: redis.Redis, user: int) -> int:
     return int(r.hget(timeline_meta_key(user), "h") or 0)
 
 
-@MODES
 def test_out_of_order_inserts_land_in_sorted_position(
-    redis_client: redis.Redis, clean_stores: None, cluster: bool
+    redis_client: redis.Redis, clean_stores: None
 ) -> None:
-    t = store(redis_client, cluster)
+    t = store(redis_client)
     t.commit_timeline(1, [B + 10, B + 5, B + 1], 0)
     t.commit_timeline(2, [], 0)  # ready and empty
     assert t.push([1, 2], [B + 7]) == 2  # a chunk job of an older post arriving late
@@ -51,12 +47,11 @@ def test_out_of_order_inserts_land_in_sorted_position(
     ]
 
 
-@MODES
 def test_ids_compare_as_integers_across_digit_counts_and_near_2_to_63(
-    redis_client: redis.Redis, clean_stores: None, cluster: bool
+    redis_client: redis.Redis, clean_stores: None
 ) -> None:
     """Lua numbers are doubles (53 bits): ids must never be compared as numbers in a script."""
-    t = store(redis_client, cluster)
+    t = store(redis_client)
     big = [MAX_ID, MAX_ID - 1, MAX_ID - 2]  # equal as doubles
     small = [99_999_999_999_999_999, 10**17 + 1]  # 17 and 18 digits: bytewise, '9...' > '1...'
     t.commit_timeline(1, [big[0], small[1]], 0)
@@ -69,11 +64,8 @@ def test_ids_compare_as_integers_across_digit_counts_and_near_2_to_63(
     assert read is not None and read.ids == [big[2], small[1], small[0]]
 
 
-@MODES
-def test_redelivery_leaves_no_duplicate(
-    redis_client: redis.Redis, clean_stores: None, cluster: bool
-) -> None:
-    t = store(redis_client, cluster)
+def test_redelivery_leaves_no_duplicate(redis_client: redis.Redis, clean_stores: None) -> None:
+    t = store(redis_client)
     t.commit_timeline(1, [B + 9, B + 5, B + 1], 0)
     for _ in range(2):
         t.push([1], [B + 9])  # the head again
@@ -84,11 +76,10 @@ def test_redelivery_leaves_no_duplicate(
     assert t.count_holding([1, 2], B + 5) == 1
 
 
-@MODES
 def test_an_insert_older_than_the_horizon_is_skipped(
-    redis_client: redis.Redis, clean_stores: None, cluster: bool
+    redis_client: redis.Redis, clean_stores: None
 ) -> None:
-    t = store(redis_client, cluster)
+    t = store(redis_client)
     t.commit_timeline(1, [B + 9, B + 5], B + 5)  # complete only down to B + 5
     t.commit_timeline(2, [], B + 5)  # empty, horizon set
     assert t.push([1, 2], [B + 3]) == 2  # written means: the timeline exists
@@ -103,11 +94,10 @@ def test_an_insert_older_than_the_horizon_is_skipped(
     assert horizon(redis_client, 1) == B + 6
 
 
-@MODES
 def test_trim_keeps_the_cap_and_raises_the_horizon(
-    redis_client: redis.Redis, clean_stores: None, cluster: bool
+    redis_client: redis.Redis, clean_stores: None
 ) -> None:
-    t = store(redis_client, cluster, max_len=5, slack=2)
+    t = store(redis_client, max_len=5, slack=2)
     t.commit_timeline(1, [], 0)
     for i in range(1, 8):
         t.push([1], [B + i])
@@ -127,11 +117,8 @@ def test_trim_keeps_the_cap_and_raises_the_horizon(
     assert horizon(redis_client, 1) == B + 43
 
 
-@MODES
-def test_remove_takes_ids_out_of_lists(
-    redis_client: redis.Redis, clean_stores: None, cluster: bool
-) -> None:
-    t = store(redis_client, cluster)
+def test_remove_takes_ids_out_of_lists(redis_client: redis.Redis, clean_stores: None) -> None:
+    t = store(redis_client)
     ids = [B + i for i in range(40, 0, -1)]
     t.commit_timeline(1, ids, B + 1)
     t.commit_timeline(2, ids[:3], 0)
@@ -146,9 +133,8 @@ def test_remove_takes_ids_out_of_lists(
     assert not redis_client.exists(timeline_key(3))
 
 
-@MODES
-def test_reads_below_a_cursor(redis_client: redis.Redis, clean_stores: None, cluster: bool) -> None:
-    t = store(redis_client, cluster)
+def test_reads_below_a_cursor(redis_client: redis.Redis, clean_stores: None) -> None:
+    t = store(redis_client)
     ids = [B + 2 * i for i in range(100, 0, -1)]  # even ids, B+200 .. B+2
     t.commit_timeline(1, ids, 0)
     read, _ = t.read_candidates(1, [], None, 5)
@@ -174,11 +160,10 @@ def test_reads_below_a_cursor(redis_client: redis.Redis, clean_stores: None, clu
     assert missing is not None and not missing.ready and missing.ids == []
 
 
-@MODES
 def test_a_rebuild_replaces_contents_keeping_concurrent_fanout(
-    redis_client: redis.Redis, clean_stores: None, cluster: bool
+    redis_client: redis.Redis, clean_stores: None
 ) -> None:
-    t = store(redis_client, cluster, max_len=6, slack=0)
+    t = store(redis_client, max_len=6, slack=0)
     t.commit_timeline(1, [B + 5, B + 3], 0)
     t.begin_timeline_rebuild(1)
     assert not t.timeline_state(1).ready
@@ -198,7 +183,7 @@ def test_a_rebuild_replaces_contents_keeping_concurrent_fanout(
 def test_storage_is_a_compact_list_of_integers(
     redis_client: redis.Redis, clean_stores: None
 ) -> None:
-    t = store(redis_client, False)
+    t = store(redis_client)
     ids = [B * 20 + 4_194_304 * i for i in range(800)]  # 19-digit snowflake-like ids
     t.commit_timeline(1, ids, 0)
     assert redis_client.type(timeline_key(1)) in ("list", b"list")
@@ -212,7 +197,7 @@ def test_encoding_footprints_measure_the_same_ids_in_each_layout(
 ) -> None:
     """The bench's memory comparison: the LIST as stored, and its ids as a ZSET listpack and a
     ZSET skiplist on scratch keys, which are gone afterwards; the timeline is left as it was."""
-    t = store(redis_client, False)
+    t = store(redis_client)
     t.commit_timeline(1, [B * 20 + 4_194_304 * i for i in range(800)], 0)
     held, keys = t.timeline_ids(1), set(redis_client.keys("*"))
     fp = t.encoding_footprints(1)
@@ -238,7 +223,7 @@ def test_timelines_of_the_zset_layout_are_never_read_and_are_dropped(
     """Keys of the old layout (ZSET `tl:`, its `tlm:` hash) are ignored: the owner's timeline is
     missing, rebuilt on the next read, and the rebuild deletes the old keys; the cleanup job
     drops those of owners who never come back."""
-    t = store(redis_client, False)
+    t = store(redis_client)
     for user in (1, 2):
         old_list, old_meta = legacy_timeline_keys(user)
         redis_client.zadd(old_list, {f"{B + 1:019d}": B + 1})
@@ -255,11 +240,9 @@ def test_timelines_of_the_zset_layout_are_never_read_and_are_dropped(
     assert not any(redis_client.exists(k) for k in legacy_timeline_keys(2))
 
 
-@MODES
 def test_many_author_lists_in_one_read_each_get_their_own_ids_and_state(
     redis_client: redis.Redis,
     clean_stores: None,
-    cluster: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Single Redis reads the lists in calls of RANGE_BATCH (made small here to cross batch
@@ -267,7 +250,7 @@ def test_many_author_lists_in_one_read_each_get_their_own_ids_and_state(
     from feed_adapters.redis import timeline_store
 
     monkeypatch.setattr(timeline_store, "RANGE_BATCH", 3)
-    t = store(redis_client, cluster, max_len=5)
+    t = store(redis_client, max_len=5)
     authors = list(range(101, 109))  # 8 authors: batches of 3, 3, 2
     for n, author in enumerate(authors):
         if author == 104:

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+import redis
 
 from feed_adapters.mongo.engagement_store import MongoEngagementStore
 from feed_adapters.mongo.post_store import MongoPostStore
@@ -32,7 +33,12 @@ def test_the_redis_client_waits_as_long_as_the_settings_say(
         queue=RecordingFanoutQueue(),
     )
     client = services.timelines._r  # the client the timeline store was built with
-    kwargs = client.connection_pool.connection_kwargs
-    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 4.321
+    if isinstance(client, redis.RedisCluster):  # REDIS_CLUSTER: every node's pool
+        pools = [client.get_redis_connection(n).connection_pool for n in client.get_nodes()]
+    else:
+        pools = [client.connection_pool]
+    for pool in pools:
+        kwargs = pool.connection_kwargs
+        assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 4.321
     assert client.ping()
     client.close()

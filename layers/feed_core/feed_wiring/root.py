@@ -139,7 +139,6 @@ def build_services(
             max_len=settings.timeline_max_len,
             post_ttl_seconds=settings.post_cache_ttl_seconds,
             trim_slack=settings.timeline_trim_slack,
-            cluster=settings.redis_cluster,
             telemetry=telemetry,
         )
     if queue is None and not settings.fanout_queue_url:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from redis import RedisCluster
 from redis import exceptions as redis_errors
 
 from newsfeed.errors import TimelineStoreUnavailable
@@ -40,6 +41,7 @@ from .keys import (
     timeline_key,
     timeline_meta_key,
 )
+from .node_pipelines import NodeCommand, run_on_nodes
 from .scripts import (
     CACHE_FILL_LUA,
     COUNT_IMPRESSIONS_LUA,
@@ -128,12 +130,11 @@ def default_trim_slack(max_len: int) -> int:
 class RedisTimelineStore:
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | RedisCluster,
         *,
         max_len: int,
         post_ttl_seconds: int,
         trim_slack: int | None = None,
-        cluster: bool = False,
         telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.breaker = StoreBreaker("redis", telemetry)
@@ -145,7 +146,8 @@ class RedisTimelineStore:
         self.trim_slack = max(0, min(slack, LISTPACK_MAX_ENTRIES - max_len))
         # Fan-out trims a timeline back to max_len once it holds more than this many entries.
         self.trim_at = max_len + self.trim_slack
-        self._cluster = cluster
+        # A cluster client (REDIS_CLUSTER): script calls routed per key, one round trip per node.
+        self._cluster = isinstance(client, RedisCluster)
         self._merge = client.register_script(MERGE_LUA)
         self._range = client.register_script(RANGE_LUA)
         self._range_many = client.register_script(RANGE_MANY_LUA)
@@ -180,18 +182,24 @@ class RedisTimelineStore:
     # -- pipelines of script calls -------------------------------------------------------------
 
     def _queue(self, pipe: Any, script: Any, keys: Sequence[str], args: Sequence[Any]) -> None:
-        """Queue a script call in `pipe`. On a single server by EVALSHA of its digest: queued
-        through redis-py's Script, a pipeline first asks SCRIPT EXISTS, a round trip more on
-        every read and every fan-out batch. (Cluster: redis-py's way, until it is measured.)"""
+        """Queue a script call in `pipe` by EVALSHA of its digest (queued through redis-py's
+        Script, a pipeline first asks SCRIPT EXISTS: a round trip more on every read and every
+        fan-out batch). Cluster: `pipe` is a list of node_pipelines commands, routed by the
+        call's first key (every call's keys share one slot)."""
         if self._cluster:
-            script(keys=list(keys), args=list(args), client=pipe)
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+            pipe.append(NodeCommand(keys[0], command, script.script))
         else:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
 
     def _run(self, queue: Callable[[Any], int]) -> list[Any]:
         """Build a pipeline with `queue` (it returns how many commands it queued) and run it in
-        one round trip. A server that lost the scripts (restart, failover, SCRIPT FLUSH) gets
-        them loaded and the pipeline once more: every scripted pipeline here is idempotent."""
+        one round trip (cluster: one per node, the nodes in parallel). A server that lost the
+        scripts (restart, failover, SCRIPT FLUSH) gets them loaded and the pipeline once more:
+        every scripted pipeline here is idempotent."""
+        if self._cluster:
+            commands: list[NodeCommand] = []
+            return run_on_nodes(self._r, commands) if queue(commands) else []
         for attempt in range(2):
             pipe = self._r.pipeline(transaction=False)
             if not queue(pipe):
@@ -543,15 +551,12 @@ class RedisTimelineStore:
     def cached_posts(self, post_ids: Sequence[int]) -> dict[int, Post]:
         """Cached bodies (tombstones of deleted posts included). One MGET on a single server
         (a pipeline of GETs costs the client a command each to pack and parse: about 0.4 ms of
-        a 20-post page); GETs in a pipeline on a cluster, where the keys span slots."""
+        a 20-post page); on a cluster, where the keys span slots, GETs, one round trip per node."""
         if not post_ids:
             return {}
         keys = [post_cache_key(post_id) for post_id in post_ids]
         if self._cluster:
-            pipe = self._r.pipeline(transaction=False)
-            for key in keys:
-                pipe.get(key)
-            bodies = pipe.execute()
+            bodies = run_on_nodes(self._r, [NodeCommand(key, ("GET", key)) for key in keys])
         else:
             bodies = self._r.mget(keys)
         found: dict[int, Post] = {}
