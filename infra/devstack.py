@@ -1334,8 +1334,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if ok else 3
 
 
+# TOPOLOGY=scaled `test`: after the whole suite, the tests that use the suite's Redis client
+# (marked in tests/conftest.py) run once more, with that client a cluster client.
+CLUSTER_PASS_MARKER = "uses_redis"
+PYTEST_NO_TESTS = 5
+
+
+def cluster_pass_env() -> dict[str, str]:
+    """The test settings of the cluster pass: the first node of REDIS_CLUSTER_PORTS as the
+    startup node, cluster mode, database 0 (a cluster has no other)."""
+    return {
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": str(cluster_ports_from_env()[0]),
+        "REDIS_CLUSTER": "true",
+        "TEST_REDIS_DB": "0",
+    }
+
+
 def cmd_test(args: argparse.Namespace) -> int:
-    """Start what the tests need, run pytest, stop only what this run started."""
+    """Start what the tests need, run pytest, stop only what this run started. TOPOLOGY=scaled:
+    then the Redis tests once more, against the cluster."""
     started = cmd_up(argparse.Namespace(quiet=True, apps=False, deploy=False))
     if started:
         log(f"started for the tests: {', '.join(started)}")
@@ -1346,6 +1364,15 @@ def cmd_test(args: argparse.Namespace) -> int:
     try:
         init_schema(python, test_env)
         rc = subprocess.run([str(python), "-m", "pytest", *args.pytest_args], cwd=ROOT).returncode
+        if topology() == "scaled":
+            log("the Redis tests again, against the Redis Cluster")
+            cluster_rc = subprocess.run(
+                [str(python), "-m", "pytest", *args.pytest_args, "-m", CLUSTER_PASS_MARKER],
+                cwd=ROOT,
+                env={**os.environ, **cluster_pass_env()},
+            ).returncode
+            # 5: the arguments selected no Redis test (a subset run), not a failure.
+            rc = rc or (0 if cluster_rc == PYTEST_NO_TESTS else cluster_rc)
     finally:
         if started:
             cmd_down(args, only=started)

@@ -9,6 +9,7 @@ names (POSTGRES_HOST, REDIS_PORT, ...) point them at other servers.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     schedules fire a minute after it is created): run them at the end, so that minute passes
     while the other tests run. The sort is stable: everything else keeps its order."""
     items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)
+    # `TOPOLOGY=scaled make test` runs these again with REDIS_CLUSTER=true (infra/devstack.py):
+    # every test of the stores' integration suite (its services are built from the test
+    # settings, whose Redis is the cluster then) and every other user of the Redis fixture.
+    integration = Path(__file__).parent / "integration"
+    for item in items:
+        if integration in Path(item.path).parents or "redis_client" in getattr(
+            item, "fixturenames", ()
+        ):
+            item.add_marker(pytest.mark.uses_redis)

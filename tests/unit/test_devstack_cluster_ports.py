@@ -71,3 +71,40 @@ def test_single_topology_has_no_cluster_nodes_and_scaled_has_one_per_port(tmp_pa
     first, last = nodes[0], nodes[-1]
     assert (first.name, first.port, first.bus_port) == ("redis-cluster-23001", 23001, 23101)
     assert last.workdir == tmp_path / "redis-cluster" / "23006"
+
+
+def test_the_cluster_pass_points_the_test_settings_at_the_first_node(monkeypatch):
+    monkeypatch.setenv("REDIS_CLUSTER_PORTS", "23001-23006")
+    env = devstack.cluster_pass_env()
+    assert env == {
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": "23001",
+        "REDIS_CLUSTER": "true",
+        "TEST_REDIS_DB": "0",
+    }
+    from tests.conftest import make_test_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = make_test_settings()
+    assert (settings.redis_port, settings.redis_cluster, settings.redis_db) == (23001, True, 0)
+
+
+def test_the_cluster_pass_selects_the_store_tests_and_no_unit_test():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    select = ["-m", devstack.CLUSTER_PASS_MARKER, "tests/integration", "tests/unit", "tests/e2e"]
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *select],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    selected = {line.split("::")[0] for line in out.stdout.splitlines() if "::" in line}
+    assert "tests/integration/test_timeline_push.py" in selected, out.stdout[-2000:]
+    assert "tests/integration/api/test_api_feed.py" in selected  # services from the settings
+    assert all(path.startswith("tests/integration/") for path in selected), selected
