@@ -161,6 +161,12 @@ def cluster_bus_offset() -> int:
         ) from None
 
 
+def cluster_node_timeout_ms() -> int:
+    """REDIS_CLUSTER_NODE_TIMEOUT_MS (default 5000): how long a master may not answer before its
+    replica takes over; the failover test shortens it."""
+    return int(os.environ.get("REDIS_CLUSTER_NODE_TIMEOUT_MS") or 5000)
+
+
 def cluster_ports_from_env() -> list[int]:
     spec = os.environ.get("REDIS_CLUSTER_PORTS") or DEFAULT_REDIS_CLUSTER_PORTS
     try:
@@ -777,7 +783,7 @@ class RedisClusterNode(Redis):
                     "cluster-enabled yes",
                     "cluster-config-file nodes.conf",
                     f"cluster-port {self.bus_port}",
-                    "cluster-node-timeout 5000",
+                    f"cluster-node-timeout {cluster_node_timeout_ms()}",
                     # As the single Redis: no persistence, compact capped timelines, no eviction.
                     'save ""',
                     "appendonly no",
@@ -836,6 +842,17 @@ def cluster_replicas(port: int) -> dict[str, int] | None:
     return masters
 
 
+def replica_in_sync(port: int) -> bool:
+    """A master, or a replica whose link to its master is up: a replica that has not finished
+    its first sync holds no data and would not take over from a master that dies."""
+    try:
+        text = redis_cli(port, "INFO", "replication", timeout=5)
+    except (subprocess.SubprocessError, OSError):
+        return False
+    info = dict(line.split(":", 1) for line in text.split() if ":" in line)
+    return info.get("role") == "master" or info.get("master_link_status") == "up"
+
+
 def cluster_nodes(
     settings: Settings, layout: Layout, configured: bool | None = None
 ) -> list[RedisClusterNode]:
@@ -891,11 +908,14 @@ def ensure_redis_cluster(nodes: list[RedisClusterNode], timeout: float = 60) -> 
             replicas = cluster_replicas(port)
             if replicas is None or sorted(replicas.values()) != wanted:
                 return False
+            if not replica_in_sync(port):
+                return False
         return True
 
     wait_until(
         every_node_ok,
-        "the Redis Cluster (cluster_state:ok and every master's replica seen by every node)",
+        "the Redis Cluster (cluster_state:ok, every master's replica seen by every node and"
+        " in sync)",
         timeout,
     )
     return created

@@ -50,7 +50,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # every test of the stores' integration suite (its services are built from the test
     # settings, whose Redis is the cluster then) and every other user of the Redis fixture.
     integration = Path(__file__).parent / "integration"
+    # Not those marked own_redis: they start a Redis (Cluster) of their own.
     for item in items:
+        if item.get_closest_marker("own_redis"):
+            continue
         if integration in Path(item.path).parents or "redis_client" in getattr(
             item, "fixturenames", ()
         ):

@@ -139,6 +139,8 @@ def build_services(
             max_len=settings.timeline_max_len,
             post_ttl_seconds=settings.post_cache_ttl_seconds,
             trim_slack=settings.timeline_trim_slack,
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
             telemetry=telemetry,
         )
     if queue is None and not settings.fanout_queue_url:

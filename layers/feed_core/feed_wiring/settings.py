@@ -52,6 +52,11 @@ class Settings:
     # Redis Cluster (ElastiCache cluster mode): fan-out pipelines one script call per timeline
     # instead of batching many timelines (keys of different users are in different slots).
     redis_cluster: bool = False
+    # Writes nothing recomputes (fan-out, removals, tombstones, author lists) wait until this
+    # many replicas of their master have them (WAIT), else fail and are retried: a master that
+    # dies then cannot lose an acknowledged fan-out. 0: no WAIT (no replicas, local single Redis).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 200
     active_days: int = 7
     fanout_chunk_size: int = 1_000
     # Follower ids read per keyset page while a fan-out head job plans its chunks.

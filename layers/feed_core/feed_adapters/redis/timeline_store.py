@@ -41,7 +41,7 @@ from .keys import (
     timeline_key,
     timeline_meta_key,
 )
-from .node_pipelines import NodeCommand, run_on_nodes
+from .node_pipelines import NodeCommand, ReplicasBehind, run_on_nodes
 from .scripts import (
     CACHE_FILL_LUA,
     COUNT_IMPRESSIONS_LUA,
@@ -87,6 +87,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.OutOfMemoryError,
     redis_errors.ClusterError,
     redis_errors.TryAgainError,
+    ReplicasBehind,
 )
 
 
@@ -135,8 +136,14 @@ class RedisTimelineStore:
         max_len: int,
         post_ttl_seconds: int,
         trim_slack: int | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 200,
         telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        """`wait_replicas` (REDIS_WAIT_REPLICAS): writes that nothing recomputes (fan-out, removals,
+        tombstones, author lists) return only once that many replicas of each master have them
+        (WAIT, within `wait_timeout_ms`); else the call fails and its job is retried. A master
+        that dies cannot take an acknowledged fan-out with it."""
         self.breaker = StoreBreaker("redis", telemetry)
         self._r = client
         self.max_len = max_len
@@ -146,6 +153,7 @@ class RedisTimelineStore:
         self.trim_slack = max(0, min(slack, LISTPACK_MAX_ENTRIES - max_len))
         # Fan-out trims a timeline back to max_len once it holds more than this many entries.
         self.trim_at = max_len + self.trim_slack
+        self._wait = (wait_replicas, wait_timeout_ms) if wait_replicas > 0 else None
         # A cluster client (REDIS_CLUSTER): script calls routed per key, one round trip per node.
         self._cluster = isinstance(client, RedisCluster)
         self._merge = client.register_script(MERGE_LUA)
@@ -192,20 +200,27 @@ class RedisTimelineStore:
         else:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
 
-    def _run(self, queue: Callable[[Any], int]) -> list[Any]:
+    def _run(self, queue: Callable[[Any], int], durable: bool = False) -> list[Any]:
         """Build a pipeline with `queue` (it returns how many commands it queued) and run it in
         one round trip (cluster: one per node, the nodes in parallel). A server that lost the
         scripts (restart, failover, SCRIPT FLUSH) gets them loaded and the pipeline once more:
-        every scripted pipeline here is idempotent."""
+        every scripted pipeline here is idempotent. `durable`: the writes must reach the
+        replicas REDIS_WAIT_REPLICAS asks for (see __init__)."""
+        wait = self._wait if durable else None
         if self._cluster:
             commands: list[NodeCommand] = []
-            return run_on_nodes(self._r, commands) if queue(commands) else []
+            return run_on_nodes(self._r, commands, wait) if queue(commands) else []
         for attempt in range(2):
             pipe = self._r.pipeline(transaction=False)
             if not queue(pipe):
                 return []
+            if wait is not None:
+                pipe.execute_command("WAIT", *wait)
             try:
-                return pipe.execute()
+                replies = pipe.execute()
+                if wait is not None and int(replies.pop()) < wait[0]:
+                    raise ReplicasBehind(f"fewer than {wait[0]} replicas acknowledged in time")
+                return replies
             except redis_errors.NoScriptError:
                 if attempt:
                     raise
@@ -257,7 +272,7 @@ class RedisTimelineStore:
                 self._queue(pipe, script, batch, args)
             return len(batches)
 
-        return self._run(queue)
+        return self._run(queue, durable=True)
 
     # -- home timelines ------------------------------------------------------------------------
 
@@ -310,7 +325,7 @@ class RedisTimelineStore:
                 self._queue(pipe, self._push_users, (), [*limits, joined, *ids])
             return -(-len(users) // PUSH_BATCH)
 
-        return sum(int(x) for x in self._run(queue))
+        return sum(int(x) for x in self._run(queue, durable=True))
 
     def remove(self, follower_ids: Iterable[int], post_ids: Sequence[int]) -> None:
         """Remove posts from timelines (unfollow, block, retract). Missing keys are no-ops."""
@@ -529,10 +544,26 @@ class RedisTimelineStore:
         """Add a new post to `ap:` if the list exists; a missing list stays missing (it is rebuilt
         from MongoDB, which already has the post)."""
         keys = [author_posts_key(author_id), author_meta_key(author_id)]
-        return bool(self._merge(keys=keys, args=self._merge_args([post_id], 0, True, "")))
+        args = self._merge_args([post_id], 0, True, "")
+
+        def queue(pipe: Any) -> int:
+            self._queue(pipe, self._merge, keys, args)
+            return 1
+
+        return bool(self._run(queue, durable=True)[0])
 
     def remove_author_post(self, author_id: int, post_id: int) -> None:
-        self._r.zrem(author_posts_key(author_id), to_member(post_id))
+        key = author_posts_key(author_id)
+
+        def queue(pipe: Any) -> int:
+            command = ("ZREM", key, to_member(post_id))
+            if self._cluster:
+                pipe.append(NodeCommand(key, command))
+            else:
+                pipe.execute_command(*command)
+            return 1
+
+        self._run(queue, durable=True)
 
     def begin_author_rebuild(self, author_id: int) -> None:
         self._r.hset(author_meta_key(author_id), "state", LIST_BUILDING)
@@ -578,7 +609,7 @@ class RedisTimelineStore:
                 self._queue(pipe, self._cache_fill, [key], [self._post_ttl, body])
             return len(fills)
 
-        self._run(queue)
+        self._run(queue, durable=True)  # a tombstone lost in a failover would bring a post back
 
     # -- engagement event buffer of earlier releases (drained, no longer written) ----------
 
