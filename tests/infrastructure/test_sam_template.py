@@ -650,3 +650,19 @@ def test_a_store_without_subnets_is_refused_up_front(template, store):
         "RedisNodeType and AuroraInstanceClass need SubnetIds."
     ]
     assert _Stack(template, **store, **VPC).rule_failures() == []
+
+
+@pytest.mark.parametrize("environment", ["local", "prod"])
+def test_samconfig_names_template_parameters_and_prod_creates_the_stores(template, environment):
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    overrides = config[environment]["deploy"]["parameters"]["parameter_overrides"]
+    given = dict(item.split("=", 1) for item in overrides)
+    stack = _Stack(template, **given)  # refuses a name the template does not declare
+    assert stack.rule_failures() == []
+    if environment == "local":
+        assert stack.stores() == set()
+    else:
+        assert {"RedisReplicationGroup", "AuroraCluster", "AuroraReaderInstance"} <= stack.stores()
+        assert stack.store_env()["REDIS_CLUSTER"] == "true"
