@@ -264,26 +264,55 @@ def publish_config(settings: Settings, stage: str) -> dict[str, str]:
     ssm = aws(settings, "ssm")
     for name, value in params.items():
         ssm.put_parameter(Name=f"/feed/{stage}/{name}", Value=value, Type="String", Overwrite=True)
+    names = config_parameters(stage)
     sm = aws(settings, "secretsmanager")
-    secret_name = f"feed/{stage}/stores"
+    secret_name = names["StoreSecretName"]
     body = json.dumps(secret)
     try:
         sm.put_secret_value(SecretId=secret_name, SecretString=body)
     except sm.exceptions.ResourceNotFoundException:
         sm.create_secret(Name=secret_name, SecretString=body)
-    names = {
-        "PostgresHost": "postgres/host",
-        "PostgresPort": "postgres/port",
-        "PostgresDb": "postgres/db",
-        "PostgresUser": "postgres/user",
-        "RedisHost": "redis/host",
-        "RedisPort": "redis/port",
-        "RedisDb": "redis/db",
-        "MongodbDb": "mongodb/db",
-    }
+    return names
+
+
+# Template parameter -> its SSM parameter under /feed/<stage>/ (store_config's names).
+CONFIG_PARAMETERS = {
+    "PostgresHost": "postgres/host",
+    "PostgresPort": "postgres/port",
+    "PostgresDb": "postgres/db",
+    "PostgresUser": "postgres/user",
+    "RedisHost": "redis/host",
+    "RedisPort": "redis/port",
+    "RedisDb": "redis/db",
+    "MongodbDb": "mongodb/db",
+}
+
+
+def config_parameters(stage: str) -> dict[str, str]:
+    """The template parameters naming the SSM parameters and the secret publish_config writes."""
     return {
-        **{k: f"/feed/{stage}/{v}" for k, v in names.items()},
-        "StoreSecretName": secret_name,
+        **{k: f"/feed/{stage}/{v}" for k, v in CONFIG_PARAMETERS.items()},
+        "StoreSecretName": f"feed/{stage}/stores",
+    }
+
+
+def stack_parameters(settings: Settings, stage: str, jwks_url: str) -> dict[str, str]:
+    """The parameters of an emulator deploy besides config_parameters. The template's
+    store-creating parameters (RedisNodeType, AuroraInstanceClass) stay at their empty
+    defaults: the emulator gets the stores of these settings, never an ElastiCache or Aurora."""
+    return {
+        "Stage": stage,
+        "JwtIssuer": issuer_url(settings),
+        "JwtAudience": settings.jwt_audience,
+        "JwtJwksUrl": jwks_url,
+        "AwsEndpointUrl": settings.aws_endpoint_url or "",
+        "CelebrityThreshold": str(settings.celebrity_threshold),
+        "ActiveDays": str(settings.active_days),
+        "TimelineMaxLen": str(settings.timeline_max_len),
+        # REDIS_CLUSTER=true (a local Redis Cluster, TOPOLOGY=scaled): the functions too.
+        "RedisCluster": "true" if settings.redis_cluster else "false",
+        # The scheduled functions push their runs to the local Pushgateway (`make up` sets it).
+        "PushgatewayUrl": settings.pushgateway_url or "",
     }
 
 
@@ -335,16 +364,7 @@ def deploy(
     build_dir, digest = build(sam)
     jwks_url = publish_jwks(settings)
     parameters = {
-        "Stage": stage,
-        "JwtIssuer": issuer_url(settings),
-        "JwtAudience": settings.jwt_audience,
-        "JwtJwksUrl": jwks_url,
-        "AwsEndpointUrl": settings.aws_endpoint_url,
-        "CelebrityThreshold": str(settings.celebrity_threshold),
-        "ActiveDays": str(settings.active_days),
-        "TimelineMaxLen": str(settings.timeline_max_len),
-        # The scheduled functions push their runs to the local Pushgateway (`make up` sets it).
-        "PushgatewayUrl": settings.pushgateway_url or "",
+        **stack_parameters(settings, stage, jwks_url),
         **publish_config(settings, stage),
         **(overrides or {}),
     }

@@ -361,3 +361,308 @@ def test_the_dashboard_s_widgets_show_what_their_titles_say(template, dashboard)
     }
     durations = _widget_metrics(_widget(dashboard, "Scheduled job duration"))
     assert {(d["job"], d["service"]) for _, _, d, _ in durations} == {(s, s) for s in services}
+
+
+# -- the stores the stack can create, and what the functions get -------------------------------
+# A small evaluator of the template's conditions and values for given parameters: a Ref to a
+# parameter is its value (an SSM-typed one stays its SSM name), a Ref or GetAtt of a resource is
+# "<Name>" or "<Name.Attribute>", AWS::NoValue drops the key or item.
+
+_NO_VALUE = object()
+STORE_TYPES = ("AWS::ElastiCache::", "AWS::RDS::")
+STORE_VARIABLES = ("POSTGRES_", "REDIS_")
+
+
+def _parameters(template: dict[str, Any], **given: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, spec in template["Parameters"].items():
+        value = str(given.get(name, spec.get("Default", "")))
+        values[name] = value.split(",") if spec["Type"] == "CommaDelimitedList" else value
+    unknown = set(given) - set(values)
+    assert not unknown, f"not template parameters: {unknown}"
+    return values
+
+
+def _conditions(template: dict[str, Any], params: dict[str, Any]) -> dict[str, bool]:
+    done: dict[str, bool] = {}
+
+    def condition(name: str) -> bool:
+        if name not in done:
+            done[name] = _eval(template["Conditions"][name], params, condition)
+        return done[name]
+
+    for name in template["Conditions"]:
+        condition(name)
+    return done
+
+
+def _eval(node: Any, params: dict[str, Any], condition) -> Any:
+    if isinstance(node, list):
+        items = [_eval(item, params, condition) for item in node]
+        return [item for item in items if item is not _NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        ((fn, arg),) = node.items()
+        fn = fn.removeprefix("Fn::")
+        if fn == "Ref":
+            if arg == "AWS::NoValue":
+                return _NO_VALUE
+            return params.get(arg, f"<{arg}>")
+        if fn == "GetAtt":
+            return f"<{arg if isinstance(arg, str) else '.'.join(arg)}>"
+        if fn == "Condition":
+            return condition(arg)
+        if fn == "If":
+            name, when_true, when_false = arg
+            return _eval(when_true if condition(name) else when_false, params, condition)
+        values = _eval(arg, params, condition)
+        if fn == "Not":
+            return not values[0]
+        if fn == "And":
+            return all(values)
+        if fn == "Or":
+            return any(values)
+        if fn == "Equals":
+            return values[0] == values[1]
+        if fn == "EachMemberEquals":
+            return all(member == values[1] for member in values[0])
+        if fn == "Join":
+            return values[0].join(values[1])
+        if fn == "Sub" and isinstance(values, str):
+            return _SUB_VARIABLE.sub(
+                lambda m: "${" + m[2] + "}" if m[1] else str(params.get(m[2], f"<{m[2]}>")), values
+            )
+    resolved = {k: _eval(v, params, condition) for k, v in node.items()}
+    return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
+
+
+class _Stack:
+    """The template as deployed with these parameters: its active resources, their properties
+    and each function's environment (Globals merged with the function's own)."""
+
+    def __init__(self, template: dict[str, Any], **given: str):
+        self.template = template
+        self.params = _parameters(template, **given)
+        self.conditions = _conditions(template, self.params)
+        self.resources = {
+            name: r
+            for name, r in template["Resources"].items()
+            if self.conditions.get(r.get("Condition", ""), True)
+        }
+
+    def value(self, node: Any) -> Any:
+        return _eval(node, self.params, self.conditions.__getitem__)
+
+    def props(self, name: str) -> dict[str, Any]:
+        return self.value(self.resources[name]["Properties"])
+
+    def stores(self) -> set[str]:
+        return {n for n, r in self.resources.items() if r["Type"].startswith(STORE_TYPES)}
+
+    def env(self, function: str) -> dict[str, Any]:
+        own = self.template["Resources"][function]["Properties"].get("Environment", {})
+        merged = {
+            **self.template["Globals"]["Function"]["Environment"]["Variables"],
+            **own.get("Variables", {}),
+        }
+        return self.value(merged)
+
+    def store_env(self) -> dict[str, Any]:
+        """The store variables, the same for every function (asserted)."""
+        functions = _resources_of(self.template, "AWS::Serverless::Function")
+        envs = [
+            {k: v for k, v in self.env(f).items() if k.startswith(STORE_VARIABLES)}
+            for f in functions
+        ]
+        assert all(e == envs[0] for e in envs)
+        return envs[0]
+
+    def rule_failures(self) -> list[str]:
+        failed = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.value(rule["RuleCondition"]):
+                continue
+            failed += [
+                a["AssertDescription"] for a in rule["Assertions"] if not self.value(a["Assert"])
+            ]
+        return failed
+
+
+def _local_deploy_parameters(env: dict[str, str]) -> dict[str, str]:
+    from feed_wiring.settings import Settings
+
+    settings = Settings.from_env(env)
+    return {
+        **deploy.stack_parameters(settings, "local", "http://127.0.0.1:4566/jwks.json"),
+        **deploy.config_parameters("local"),
+    }
+
+
+@pytest.mark.parametrize("redis_cluster", ["false", "true"])
+def test_the_emulator_deploy_creates_no_store_and_passes_its_endpoints(template, redis_cluster):
+    """infra/deploy.py's parameters: all the template's, none creating a store; the functions
+    get the SSM-named endpoints as before, REDIS_CLUSTER as the settings say, no replica."""
+    stack = _Stack(template, **_local_deploy_parameters({"REDIS_CLUSTER": redis_cluster}))
+    assert stack.stores() == set()
+    assert not stack.rule_failures()
+    assert stack.store_env() == {
+        "POSTGRES_HOST": "/feed/local/postgres/host",
+        "POSTGRES_PORT": "/feed/local/postgres/port",
+        "POSTGRES_DB": "/feed/local/postgres/db",
+        "POSTGRES_USER": "/feed/local/postgres/user",
+        "POSTGRES_PASSWORD": (
+            "{{resolve:secretsmanager:feed/local/stores:SecretString:postgres_password}}"
+        ),
+        "REDIS_HOST": "/feed/local/redis/host",
+        "REDIS_PORT": "/feed/local/redis/port",
+        "REDIS_DB": "/feed/local/redis/db",
+        "REDIS_CLUSTER": redis_cluster,
+    }
+    outputs = {
+        name
+        for name, output in template["Outputs"].items()
+        if stack.conditions.get(output.get("Condition", ""), True)
+    }
+    assert {
+        "RedisConfigurationEndpoint",
+        "PostgresWriterEndpoint",
+        "PostgresReaderEndpoint",
+    }.isdisjoint(outputs)
+
+
+def test_no_function_overrides_the_store_variables_of_globals(template):
+    for name in _resources_of(template, "AWS::Serverless::Function"):
+        own = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+        assert not [k for k in own if k.startswith(STORE_VARIABLES)], name
+
+
+VPC = {"SubnetIds": "subnet-0a,subnet-0b", "StoreSecurityGroupIds": "sg-0123456789abcdef0"}
+
+
+@pytest.mark.parametrize(
+    ("engine", "shards", "replicas", "multi_az"),
+    [("redis", "3", "1", True), ("valkey", "8", "2", True), ("redis", "1", "0", False)],
+)
+def test_a_created_cache_is_cluster_mode_and_the_functions_get_its_configuration_endpoint(
+    template, engine, shards, replicas, multi_az
+):
+    stack = _Stack(
+        template,
+        RedisNodeType="cache.r7g.large",
+        RedisEngine=engine,
+        RedisNumNodeGroups=shards,
+        RedisReplicasPerNodeGroup=replicas,
+        **VPC,
+    )
+    assert stack.stores() == {"RedisReplicationGroup", "RedisParameterGroup", "RedisSubnetGroup"}
+    group = stack.props("RedisReplicationGroup")
+    assert group["Engine"] == engine
+    assert group["CacheNodeType"] == "cache.r7g.large"
+    assert (group["NumNodeGroups"], group["ReplicasPerNodeGroup"]) == (shards, replicas)
+    assert group["ClusterMode"] == "Enabled"
+    assert group["AutomaticFailoverEnabled"] is True
+    assert group["MultiAZEnabled"] is multi_az
+    assert group["CacheParameterGroupName"] == "<RedisParameterGroup>"
+    assert group["CacheSubnetGroupName"] == "<RedisSubnetGroup>"
+    assert group["SecurityGroupIds"] == ["sg-0123456789abcdef0"]
+    assert stack.props("RedisSubnetGroup")["SubnetIds"] == ["subnet-0a", "subnet-0b"]
+
+    parameters = stack.props("RedisParameterGroup")
+    assert parameters["CacheParameterGroupFamily"] == f"{engine}7"
+    assert parameters["Properties"]["cluster-enabled"] == "yes"
+    # What local Redis runs with (infra/devstack.py) and docs/design.md names for AWS.
+    listpack = parameters["Properties"]["zset-max-listpack-entries"]
+    assert f"zset-max-listpack-entries {listpack}" in (ROOT / "infra" / "devstack.py").read_text()
+    assert "`volatile-lru`" in (ROOT / "docs" / "design.md").read_text()
+    assert parameters["Properties"]["maxmemory-policy"] == "volatile-lru"
+
+    env = stack.store_env()
+    assert env["REDIS_HOST"] == "<RedisReplicationGroup.ConfigurationEndPoint.Address>"
+    assert env["REDIS_PORT"] == "<RedisReplicationGroup.ConfigurationEndPoint.Port>"
+    assert (env["REDIS_DB"], env["REDIS_CLUSTER"]) == ("0", "true")
+    assert env["POSTGRES_HOST"] == "/feed/local/postgres/host"  # Aurora not asked for
+    assert "POSTGRES_REPLICA_HOST" not in env
+    assert template["Outputs"]["RedisConfigurationEndpoint"]["Condition"] == "CreateRedisCluster"
+
+
+def test_a_created_aurora_cluster_has_a_reader_and_the_functions_get_both_endpoints(template):
+    stack = _Stack(template, AuroraInstanceClass="db.r7g.large", **VPC)
+    assert stack.stores() == {
+        "AuroraCluster",
+        "AuroraWriterInstance",
+        "AuroraReaderInstance",
+        "AuroraSubnetGroup",
+    }
+    cluster = stack.props("AuroraCluster")
+    assert cluster["Engine"] == "aurora-postgresql"
+    assert cluster["DBSubnetGroupName"] == "<AuroraSubnetGroup>"
+    assert cluster["VpcSecurityGroupIds"] == ["sg-0123456789abcdef0"]
+    # The database, user and password the functions connect with.
+    env = stack.store_env()
+    assert cluster["DatabaseName"] == env["POSTGRES_DB"] == "/feed/local/postgres/db"
+    assert cluster["MasterUsername"] == env["POSTGRES_USER"]
+    assert cluster["MasterUserPassword"] == env["POSTGRES_PASSWORD"]
+    assert template["Resources"]["AuroraCluster"]["DeletionPolicy"] == "Snapshot"
+    for name in ("AuroraWriterInstance", "AuroraReaderInstance"):
+        instance = stack.props(name)
+        assert instance["DBClusterIdentifier"] == "<AuroraCluster>"
+        assert instance["Engine"] == cluster["Engine"]
+        assert instance["DBInstanceClass"] == "db.r7g.large"
+    # The writer is created first (the first instance of a cluster is its writer).
+    assert template["Resources"]["AuroraReaderInstance"]["DependsOn"] == "AuroraWriterInstance"
+
+    assert env["POSTGRES_HOST"] == "<AuroraCluster.Endpoint.Address>"
+    assert env["POSTGRES_PORT"] == "<AuroraCluster.Endpoint.Port>"
+    assert env["POSTGRES_REPLICA_HOST"] == "<AuroraCluster.ReadEndpoint.Address>"
+    assert env["POSTGRES_REPLICA_PORT"] == "<AuroraCluster.Endpoint.Port>"
+    assert env["REDIS_CLUSTER"] == "false"  # ElastiCache not asked for
+    for output in ("PostgresWriterEndpoint", "PostgresReaderEndpoint"):
+        assert template["Outputs"][output]["Condition"] == "CreateAurora"
+
+
+@pytest.mark.parametrize(
+    ("port", "expected"), [("", "/feed/local/postgres/port"), ("6432", "6432")]
+)
+def test_a_replica_given_by_parameters_reaches_the_functions(template, port, expected):
+    stack = _Stack(template, PostgresReplicaHost="replica.db.internal", PostgresReplicaPort=port)
+    assert stack.stores() == set()
+    env = stack.store_env()
+    assert (env["POSTGRES_REPLICA_HOST"], env["POSTGRES_REPLICA_PORT"]) == (
+        "replica.db.internal",
+        expected,
+    )
+    assert env["POSTGRES_HOST"] == "/feed/local/postgres/host"
+
+
+def test_a_redis_cluster_given_by_parameters_is_passed_as_such(template):
+    stack = _Stack(template, RedisCluster="true")
+    assert stack.stores() == set()
+    env = stack.store_env()
+    assert (env["REDIS_HOST"], env["REDIS_CLUSTER"]) == ("/feed/local/redis/host", "true")
+
+
+@pytest.mark.parametrize(
+    "store", [{"RedisNodeType": "cache.r7g.large"}, {"AuroraInstanceClass": "db.r7g.large"}]
+)
+def test_a_store_without_subnets_is_refused_up_front(template, store):
+    assert _Stack(template, **store).rule_failures() == [
+        "RedisNodeType and AuroraInstanceClass need SubnetIds."
+    ]
+    assert _Stack(template, **store, **VPC).rule_failures() == []
+
+
+@pytest.mark.parametrize("environment", ["local", "prod"])
+def test_samconfig_names_template_parameters_and_prod_creates_the_stores(template, environment):
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    overrides = config[environment]["deploy"]["parameters"]["parameter_overrides"]
+    given = dict(item.split("=", 1) for item in overrides)
+    stack = _Stack(template, **given)  # refuses a name the template does not declare
+    assert stack.rule_failures() == []
+    if environment == "local":
+        assert stack.stores() == set()
+    else:
+        assert {"RedisReplicationGroup", "AuroraCluster", "AuroraReaderInstance"} <= stack.stores()
+        assert stack.store_env()["REDIS_CLUSTER"] == "true"
