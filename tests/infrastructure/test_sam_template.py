@@ -581,6 +581,8 @@ def test_a_created_cache_is_cluster_mode_and_the_functions_get_its_configuration
     assert env["REDIS_HOST"] == "<RedisReplicationGroup.ConfigurationEndPoint.Address>"
     assert env["REDIS_PORT"] == "<RedisReplicationGroup.ConfigurationEndPoint.Port>"
     assert (env["REDIS_DB"], env["REDIS_CLUSTER"]) == ("0", "true")
+    # Fan-out waits for a replica where the shards have one (test_redis_failover.py).
+    assert env.get("REDIS_WAIT_REPLICAS") == ("1" if multi_az else None)
     assert env["POSTGRES_HOST"] == "/feed/local/postgres/host"  # Aurora not asked for
     assert "POSTGRES_REPLICA_HOST" not in env
     assert template["Outputs"]["RedisConfigurationEndpoint"]["Condition"] == "CreateRedisCluster"
