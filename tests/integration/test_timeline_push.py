@@ -115,6 +115,9 @@ def test_a_read_and_a_push_are_one_round_trip_each(
     # A script queued in a pipeline through redis-py's Script first costs a SCRIPT EXISTS.
     t = RedisTimelineStore(redis_client, max_len=10, post_ttl_seconds=60)
     t.commit_timeline(1, [BASE + 1], 0)
+    # Warm: the first call of a script on a server loads it (NOSCRIPT, then SCRIPT LOAD).
+    t.read_candidates(1, [7, 8], None, 5)
+    t.push([1, 2], [BASE + 1])
     trips = RoundTrips(monkeypatch)
     timeline, lists = t.read_candidates(1, [7, 8], None, 5)
     assert timeline is not None and timeline.ids == [BASE + 1] and set(lists) == {7, 8}

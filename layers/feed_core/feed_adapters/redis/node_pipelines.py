@@ -4,12 +4,12 @@ in parallel), and the replies come back in the callers' order.
 
 redis-py's cluster pipeline cannot carry EVALSHA (PIPELINE_BLOCKED_COMMANDS), and every
 timeline script call of a fan-out batch or a feed read is one. Redirections are handled here
-as redis-py's cluster client does for single commands: MOVED refreshes the slot map and sends
-the command again, ASK sends it once to the importing node after ASKING, TRYAGAIN (a slot
-half-migrated) waits a moment and retries, NOSCRIPT loads the script on that node. A node that
-cannot be reached gets the slot map refreshed and one more try (its replica may have taken
-over); then the error is raised. Callers send only idempotent commands, so a command sent
-twice (its reply lost) does no harm.
+as redis-py's cluster client does for single commands: MOVED points the slot map at the node
+it names and sends the command there again, ASK sends it once to the importing node after
+ASKING, TRYAGAIN (a slot half-migrated) waits a moment and retries, NOSCRIPT loads the script
+on that node. A node that cannot be reached gets the slot map refreshed and one more try (its
+replica may have taken over); then the error is raised. Callers send only idempotent
+commands, so a command sent twice (its reply lost) does no harm.
 """
 
 from __future__ import annotations
@@ -56,12 +56,15 @@ class NodeCommand:
     args: tuple[Any, ...]
     script: str | None = None
     asking: ClusterNode | None = field(default=None)
+    moved_to: ClusterNode | None = field(default=None)
 
 
 def run_on_nodes(
     cluster: RedisCluster,
     commands: Sequence[NodeCommand],
     wait: tuple[int, int] | None = None,
+    *,
+    raise_on_error: bool = True,
 ) -> list[Any]:
     """Run `commands`, one round trip per node per round; returns their replies in order.
     Raises the first command's error that survives every round (callers turn a node that
@@ -69,7 +72,10 @@ def run_on_nodes(
 
     `wait` (replicas, timeout ms): each node's commands end with WAIT, and a node whose writes
     fewer replicas acknowledged than it has live ones is tried again (a replica reconnecting
-    catches up from the backlog) and, in the last round, raises ReplicasBehind."""
+    catches up from the backlog) and, in the last round, raises ReplicasBehind.
+
+    `raise_on_error=False`: an error reply that is left (not a node down) is returned in its
+    command's place instead."""
     replies: list[Any] = [None] * len(commands)
     pending = list(range(len(commands)))
     # NOSCRIPT (a replica promoted in a failover has no script cache: SCRIPT LOAD is not
@@ -79,7 +85,7 @@ def run_on_nodes(
         groups: dict[str, tuple[ClusterNode, list[int]]] = {}
         for i in pending:
             command = commands[i]
-            node = command.asking or cluster.get_node_from_key(command.key)
+            node = command.asking or command.moved_to or cluster.get_node_from_key(command.key)
             groups.setdefault(node.name, (node, []))[1].append(i)
         retry: list[int] = []
         refresh = pause = False
@@ -108,7 +114,11 @@ def run_on_nodes(
                     )
                     retry.append(i)
                 elif isinstance(answer, redis_errors.MovedError):
-                    refresh = True
+                    # Sent again where MOVED says, whatever the slot map says meanwhile (a
+                    # refresh may ask a replica that has not heard of the move yet); the map
+                    # is patched as redis-py does, for the next calls.
+                    cluster.nodes_manager.move_slot(answer)
+                    command.moved_to = cluster.get_node(answer.host, answer.port)
                     retry.append(i)
                 elif isinstance(answer, redis_errors.TryAgainError | redis_errors.ClusterDownError):
                     pause = refresh = True
@@ -122,7 +132,7 @@ def run_on_nodes(
         if pause:
             time.sleep(NODE_DOWN_PAUSE_SECONDS if refresh else TRYAGAIN_PAUSE_SECONDS)
         pending = retry
-    for reply in replies:
+    for reply in replies if raise_on_error else ():
         if isinstance(reply, _STILL_MOVING):
             # The cluster is still moving the slot (failover, resharding): unavailable for now.
             raise redis_errors.ClusterError(f"slot not settled: {reply}") from reply

@@ -185,6 +185,13 @@ return written
     )
 )
 
+# The same for cluster mode, sent to the node that serves every one of the users' timelines
+# (the store groups them by the slot map): Redis checks each key the script touches is local
+# and refuses the call otherwise (a slot moved meanwhile), and the store then writes those
+# users' timelines one call each, with declared keys. The flag lets one call touch keys of many
+# slots (Redis 7 and later; ElastiCache and Valkey 7 have it).
+LIST_PUSH_NODE_USERS_LUA = "#!lua flags=allow-cross-slot-keys\n" + LIST_PUSH_USERS_LUA
+
 # Rebuild commit. KEYS: list, meta, legacy list, legacy meta (the ZSET layout's, deleted).
 # ARGV: max_len, min_horizon|'', state, built_at, ids (descending, unique)... The rebuilt ids are
 # merged with what the list holds (fan-out wrote into it while it was `building`), entries below

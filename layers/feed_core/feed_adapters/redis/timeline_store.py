@@ -40,6 +40,7 @@ from .keys import (
     post_cache_key,
     timeline_key,
     timeline_meta_key,
+    user_slot,
 )
 from .node_pipelines import NodeCommand, ReplicasBehind, run_on_nodes
 from .scripts import (
@@ -48,6 +49,7 @@ from .scripts import (
     DROP_LUA,
     LIST_COMMIT_LUA,
     LIST_PUSH_LUA,
+    LIST_PUSH_NODE_USERS_LUA,
     LIST_PUSH_USERS_LUA,
     LIST_RANGE_LUA,
     LIST_REMOVE_LUA,
@@ -161,6 +163,7 @@ class RedisTimelineStore:
         self._range_many = client.register_script(RANGE_MANY_LUA)
         self._push_many = client.register_script(LIST_PUSH_LUA)
         self._push_users = client.register_script(LIST_PUSH_USERS_LUA)
+        self._push_node = client.register_script(LIST_PUSH_NODE_USERS_LUA)
         self._commit = client.register_script(LIST_COMMIT_LUA)
         self._remove = client.register_script(LIST_REMOVE_LUA)
         self._timeline_range = client.register_script(LIST_RANGE_LUA)
@@ -176,6 +179,7 @@ class RedisTimelineStore:
             self._range_many,
             self._push_many,
             self._push_users,
+            self._push_node,
             self._commit,
             self._remove,
             self._timeline_range,
@@ -313,10 +317,7 @@ class RedisTimelineStore:
         limits = (str(self.max_len), str(self.trim_at), str(horizon) if horizon else "")
         ids = _ids_desc(post_ids)
         if self._cluster:
-            batches = self._batches(follower_ids, lambda u: (timeline_key(u), timeline_meta_key(u)))
-            return sum(
-                int(x) for x in self._call_batches(self._push_many, batches, [*limits, *ids])
-            )
+            return self._push_by_node(follower_ids, limits, ids)
         users = [str(u) for u in follower_ids]
 
         def queue(pipe: Any) -> int:
@@ -326,6 +327,38 @@ class RedisTimelineStore:
             return -(-len(users) // PUSH_BATCH)
 
         return sum(int(x) for x in self._run(queue, durable=True))
+
+    def _push_by_node(self, follower_ids: Iterable[int], limits: tuple, ids: list[str]) -> int:
+        """Cluster fan-out: the followers grouped by the node the slot map says serves their
+        timelines, PUSH_BATCH of them per call of the node script, every node's calls in one
+        round trip. Users whose call a node refused (their slot moved: a failover, resharding)
+        are written again one timeline per call, with declared keys, which follows MOVED/ASK."""
+        slots = self._r.nodes_manager.slots_cache
+        by_node: dict[str, list[str]] = {}
+        for user in follower_ids:
+            nodes = slots.get(user_slot(user))
+            by_node.setdefault(nodes[0].name if nodes else "", []).append(str(user))
+        unrouted = [int(u) for u in by_node.pop("", ())]  # a slot the map does not cover
+        commands, parts = [], []
+        for users in by_node.values():
+            for i in range(0, len(users), PUSH_BATCH):
+                part = users[i : i + PUSH_BATCH]
+                call = ("EVALSHA", self._push_node.sha, 0, *limits, ",".join(part), *ids)
+                key = timeline_key(int(part[0]))  # routes the call to that node
+                commands.append(NodeCommand(key, call, self._push_node.script))
+                parts.append(part)
+        written = 0
+        replies = run_on_nodes(self._r, commands, self._wait, raise_on_error=False)
+        for part, reply in zip(parts, replies, strict=True):
+            if isinstance(reply, redis_errors.ResponseError):
+                unrouted += [int(u) for u in part]
+            else:
+                written += int(reply)
+        if unrouted:
+            keys = self._batches(unrouted, lambda u: (timeline_key(u), timeline_meta_key(u)))
+            args = [*limits, *ids]
+            written += sum(int(x) for x in self._call_batches(self._push_many, keys, args))
+        return written
 
     def remove(self, follower_ids: Iterable[int], post_ids: Sequence[int]) -> None:
         """Remove posts from timelines (unfollow, block, retract). Missing keys are no-ops."""
