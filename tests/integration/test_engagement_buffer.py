@@ -7,10 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from feed_env import FeedEnv
 
 from feed_adapters.redis import timeline_store
-from feed_adapters.redis.keys import IMPRESSION_DRAIN_LOCK_KEY
+from feed_adapters.redis.keys import (
+    IMPRESSION_DRAIN_LOCK_KEY,
+    IMPRESSION_TAGS,
+    LEGACY_IMPRESSION_TAG,
+    impression_index_key,
+    impression_tag,
+    impression_tags,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +99,40 @@ def test_two_drains_never_take_the_same_counts(env: FeedEnv) -> None:
     env.redis.delete(IMPRESSION_DRAIN_LOCK_KEY)
     assert env.services.impressions.run().impressions == 3
     assert stored_impressions(env) == 3
+
+
+def test_readers_impressions_spread_over_tags_and_the_earlier_single_tag_still_drains(
+    env: FeedEnv,
+) -> None:
+    """Each read counts under its reader's tag only (one of IMPRESSION_TAGS): readers spread
+    over as many slots, so no cluster shard takes every read's impressions. Counts left under
+    the single {imp} tag of earlier releases are drained too, once."""
+    author = env.user()
+    post = env.post(author)
+    readers = [env.user() for _ in range(2 * IMPRESSION_TAGS)]
+    for reader in readers:
+        env.services.social.follow(reader, author)
+        assert env.feed(reader) == [post]
+    hour = datetime.now(UTC).strftime("%Y%m%d%H")
+    used = {tag for tag in impression_tags() if env.redis.smembers(impression_index_key(tag))}
+    assert used == {impression_tag(r) for r in readers}
+    # 64 readers hashed over 32 tags: most tags (about 28 on average), never the old one.
+    assert len(used) >= IMPRESSION_TAGS // 2 and LEGACY_IMPRESSION_TAG not in used
+    if isinstance(env.redis, redis.RedisCluster):  # spread over every master
+        slots = {env.redis.keyslot(impression_index_key(tag)) for tag in used}
+        assert len({env.redis.nodes_manager.slots_cache[s][0].name for s in slots}) == len(
+            env.redis.get_primaries()
+        )
+    # An earlier release's count hash (one tag for everyone), not drained before the upgrade.
+    legacy = f"{{{LEGACY_IMPRESSION_TAG}}}:count:{hour}:{post % 16}"
+    env.redis.hset(legacy, f"{post}:{author}", 5)
+    env.redis.sadd(impression_index_key(LEGACY_IMPRESSION_TAG), legacy)
+    assert env.services.timelines.pending_impression_count() == len(readers) + 5
+    env.services.impressions.run()
+    env.services.rollup.run()
+    assert env.services.timelines.pending_impression_count() == 0
+    totals = env.services.stats.post_stats(post, "day", 1).totals
+    assert totals["impressions"] == len(readers) + 5
+    env.services.impressions.run()
+    env.services.rollup.run()
+    assert env.services.stats.post_stats(post, "day", 1).totals["impressions"] == len(readers) + 5

@@ -93,27 +93,58 @@ ENGAGEMENT_DRAINING_KEY = "{engagement}:draining"
 
 # Impressions, counted once per (reader, post, hour) and aggregated per (hour, post) instead of
 # kept as raw events (a reader refreshing at hundreds of requests a second used to add one event
-# per item per read). All under one hash tag so one script updates them atomically; sharding
-# that slot is the scale-out issue's.
-IMPRESSION_INDEX_KEY = "{imp}:index"  # the count hashes that hold something to drain
-IMPRESSION_DRAINING_INDEX_KEY = "{imp}:draining"  # count hashes taken by a drain, not stored yet
-IMPRESSION_DRAIN_LOCK_KEY = "{imp}:lock"
-IMPRESSION_SHARDS = 16  # count hashes per hour: each stays a small listpack-encoded hash
+# per item per read). Every read's counting script touches only its reader's tag, one of
+# IMPRESSION_TAGS ({imp:0} .. {imp:31}): readers spread over as many cluster slots, so no shard
+# takes every read's impressions (one tag, {imp}, did; the drain still empties its keys).
+IMPRESSION_TAGS = 32
+LEGACY_IMPRESSION_TAG = "imp"
+IMPRESSION_DRAIN_LOCK_KEY = "{imp}:lock"  # one drain at a time, over every tag
+IMPRESSION_SHARDS = 16  # count hashes per tag and hour: each stays a small listpack hash
+
+
+def impression_tag(reader_id: int) -> str:
+    # A hash, not the id mod 32: snowflake ids made in different milliseconds mostly end in
+    # the same low bits (the per-millisecond sequence starts at 0).
+    return f"imp:{_spread(reader_id) % IMPRESSION_TAGS}"
+
+
+def _spread(id_: int) -> int:
+    return crc_hqx(str(id_).encode(), 0)
+
+
+def impression_tags() -> list[str]:
+    """Every tag the drain empties: the readers' tags, then the single tag of earlier releases."""
+    return [f"imp:{n}" for n in range(IMPRESSION_TAGS)] + [LEGACY_IMPRESSION_TAG]
+
+
+def impression_index_key(tag: str) -> str:
+    """SET of the tag's count hashes that hold something to drain."""
+    return f"{{{tag}}}:index"
+
+
+def impression_draining_key(tag: str) -> str:
+    """SET of the tag's count hashes taken by a drain and not stored yet."""
+    return f"{{{tag}}}:draining"
 
 
 def impressions_seen_key(reader_id: int, hour: str) -> str:
     """SET of the posts `reader` was shown in `hour` (YYYYMMDDHH), expiring after two hours."""
-    return f"{{imp}}:seen:{hour}:{reader_id}"
+    return f"{{{impression_tag(reader_id)}}}:seen:{hour}:{reader_id}"
 
 
-def impression_counts_key(hour: str, post_id: int) -> str:
-    """HASH "<post>:<author>" -> impressions in `hour`, one of IMPRESSION_SHARDS per hour."""
-    return f"{{imp}}:count:{hour}:{post_id % IMPRESSION_SHARDS}"
+def impression_counts_key(tag: str, hour: str, post_id: int) -> str:
+    """HASH "<post>:<author>" -> impressions in `hour` by the tag's readers."""
+    return f"{{{tag}}}:count:{hour}:{_spread(post_id) % IMPRESSION_SHARDS}"
 
 
-def impressions_dropped_key(hour: str) -> str:
+def impression_hour(name: str) -> str:
+    """The hour (YYYYMMDDHH) of a count hash, taken for a drain or not."""
+    return name.split(":count:", 1)[1].split(":", 1)[0]
+
+
+def impressions_dropped_key(tag: str, hour: str) -> str:
     """How many impressions of `hour` were not counted because a reader's set was full."""
-    return f"{{imp}}:dropped:{hour}"
+    return f"{{{tag}}}:dropped:{hour}"
 
 
 def backfill_key(author_id: int, job_id: str) -> str:

@@ -25,14 +25,17 @@ from .keys import (
     ENGAGEMENT_BUFFER_KEY,
     ENGAGEMENT_DRAINING_KEY,
     IMPRESSION_DRAIN_LOCK_KEY,
-    IMPRESSION_DRAINING_INDEX_KEY,
-    IMPRESSION_INDEX_KEY,
     LEGACY_TIMELINE_META_PATTERN,
     TIMELINE_META_PATTERN,
     author_meta_key,
     author_posts_key,
     backfill_key,
     impression_counts_key,
+    impression_draining_key,
+    impression_hour,
+    impression_index_key,
+    impression_tag,
+    impression_tags,
     impressions_dropped_key,
     impressions_seen_key,
     legacy_timeline_keys,
@@ -667,12 +670,8 @@ class RedisTimelineStore:
         """Entries waiting for a drain: (post, hour) impression counts in the hashes the index
         names (taken or not), and raw events in the old buffer. A few dozen hashes at most: the
         impressions job drains every minute."""
-        names = {
-            *(_text(n) for n in self._r.smembers(IMPRESSION_INDEX_KEY)),
-            *(_text(n) for n in self._r.smembers(IMPRESSION_DRAINING_INDEX_KEY)),
-        }
         pipe = self._r.pipeline(transaction=False)
-        for name in sorted(names):
+        for name in sorted(self._impression_hashes()):
             pipe.hlen(name)
         pipe.llen(ENGAGEMENT_BUFFER_KEY)
         pipe.llen(ENGAGEMENT_DRAINING_KEY)
@@ -688,11 +687,12 @@ class RedisTimelineStore:
         if not shown:
             return 0
         hour = at.strftime("%Y%m%d%H")
+        tag = impression_tag(reader_id)  # every key of the call: one slot, the reader's
         keys = [
             impressions_seen_key(reader_id, hour),
-            IMPRESSION_INDEX_KEY,
-            impressions_dropped_key(hour),
-            *(impression_counts_key(hour, post_id) for post_id, _ in shown),
+            impression_index_key(tag),
+            impressions_dropped_key(tag, hour),
+            *(impression_counts_key(tag, hour, post_id) for post_id, _ in shown),
         ]
         args = [
             IMPRESSIONS_PER_READER_HOUR,
@@ -709,43 +709,62 @@ class RedisTimelineStore:
         """Hand every impression count to `store(batch, hour, [(post, author, n)])`, which must
         store a batch at most once; returns how many impressions were handed over, or None when
         another drain holds the lock. Counts taken by a drain that died are handed over first,
-        under the same batch name, so a retry never counts twice."""
+        under the same batch name, so a retry never counts twice. Tag by tag (each tag's keys
+        share a slot: its take is one atomic script)."""
         token = uuid.uuid4().hex
         if not self._r.set(IMPRESSION_DRAIN_LOCK_KEY, token, nx=True, ex=lock_seconds):
             return None
         try:
-            left = [_text(n) for n in self._r.smembers(IMPRESSION_DRAINING_INDEX_KEY)]
-            taken = self._take_impression_counts(
-                keys=[IMPRESSION_INDEX_KEY, IMPRESSION_DRAINING_INDEX_KEY], args=[token]
-            )
             drained = 0
-            for name in sorted({*left, *(_text(n) for n in taken)}):
-                hour = datetime.strptime(name.split(":")[2], "%Y%m%d%H").replace(tzinfo=UTC)
-                counts = []
-                for field, n in self._r.hgetall(name).items():
-                    post_id, author_id = _text(field).split(":")
-                    counts.append((int(post_id), int(author_id), int(n)))
-                if counts:
-                    store(name, hour, counts)
-                    drained += sum(n for _, _, n in counts)
-                pipe = self._r.pipeline(transaction=True)
-                pipe.delete(name)
-                pipe.srem(IMPRESSION_DRAINING_INDEX_KEY, name)
-                pipe.execute()
+            for tag in impression_tags():
+                drained += self._drain_tag(tag, token, store)
             return drained
         finally:
             self._release_lock(keys=[IMPRESSION_DRAIN_LOCK_KEY], args=[token])
 
+    def _drain_tag(
+        self,
+        tag: str,
+        token: str,
+        store: Callable[[str, datetime, list[tuple[int, int, int]]], None],
+    ) -> int:
+        index, draining = impression_index_key(tag), impression_draining_key(tag)
+        left = [_text(n) for n in self._r.smembers(draining)]
+        taken = self._take_impression_counts(keys=[index, draining], args=[token])
+        drained = 0
+        for name in sorted({*left, *(_text(n) for n in taken)}):
+            hour = datetime.strptime(impression_hour(name), "%Y%m%d%H").replace(tzinfo=UTC)
+            counts = []
+            for field, n in self._r.hgetall(name).items():
+                post_id, author_id = _text(field).split(":")
+                counts.append((int(post_id), int(author_id), int(n)))
+            if counts:
+                store(name, hour, counts)
+                drained += sum(n for _, _, n in counts)
+            pipe = self._r.pipeline(transaction=True)  # same tag, same slot
+            pipe.delete(name)
+            pipe.srem(draining, name)
+            pipe.execute()
+        return drained
+
+    def _impression_hashes(self) -> set[str]:
+        """The count hashes every tag's index and draining index name (one pipeline)."""
+        pipe = self._r.pipeline(transaction=False)
+        for tag in impression_tags():
+            pipe.smembers(impression_index_key(tag))
+            pipe.smembers(impression_draining_key(tag))
+        return {_text(name) for names in pipe.execute() for name in names}
+
     def impressions_dropped(self, at: datetime) -> int:
-        return int(self._r.get(impressions_dropped_key(at.strftime("%Y%m%d%H"))) or 0)
+        hour = at.strftime("%Y%m%d%H")
+        pipe = self._r.pipeline(transaction=False)
+        for tag in impression_tags():
+            pipe.get(impressions_dropped_key(tag, hour))
+        return sum(int(n or 0) for n in pipe.execute())
 
     def pending_impression_count(self) -> int:
         """Impressions counted and not yet drained (tests and tooling)."""
-        names = [
-            *self._r.smembers(IMPRESSION_INDEX_KEY),
-            *self._r.smembers(IMPRESSION_DRAINING_INDEX_KEY),
-        ]
-        return sum(int(v) for name in names for v in self._r.hvals(_text(name)))
+        return sum(int(v) for name in self._impression_hashes() for v in self._r.hvals(name))
 
     # -- backfill tracking ---------------------------------------------------------------------
 
