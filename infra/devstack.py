@@ -1383,13 +1383,18 @@ def cmd_test(args: argparse.Namespace) -> int:
     test_env = {"POSTGRES_DB": "feed_test", "MONGODB_DB": "feed_test", "REDIS_DB": "15"}
     try:
         init_schema(python, test_env)
-        rc = subprocess.run([str(python), "-m", "pytest", *args.pytest_args], cwd=ROOT).returncode
+        # The tests see no TOPOLOGY: those that start stacks of their own (tests/stack) choose
+        # theirs, and would otherwise start clusters on the ports of the one `up` started.
+        env = {k: v for k, v in os.environ.items() if k != "TOPOLOGY"}
+        rc = subprocess.run(
+            [str(python), "-m", "pytest", *args.pytest_args], cwd=ROOT, env=env
+        ).returncode
         if topology() == "scaled":
             log("the Redis tests again, against the Redis Cluster")
             cluster_rc = subprocess.run(
                 [str(python), "-m", "pytest", *args.pytest_args, "-m", CLUSTER_PASS_MARKER],
                 cwd=ROOT,
-                env={**os.environ, **cluster_pass_env()},
+                env={**env, **cluster_pass_env()},
             ).returncode
             # 5: the arguments selected no Redis test (a subset run), not a failure.
             rc = rc or (0 if cluster_rc == PYTEST_NO_TESTS else cluster_rc)
