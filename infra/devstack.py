@@ -561,9 +561,49 @@ def as_postgres_owner(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def stop_postgres(layout: Layout) -> bool:
-    """Stop this state folder's cluster if it runs (needs no settings)."""
-    datadir = postgres_root(layout) / "data"
+# Durability settings are relaxed: these clusters are for development and tests only. The
+# standby needs max_connections no lower than its primary's.
+POSTGRES_OPTIONS = (
+    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+    " -c full_page_writes=off -c max_connections=200"
+)
+
+
+def pg_ctl_start(datadir: Path, port: int, pgroot: Path, logfile: Path, extra: str = "") -> None:
+    """Start a cluster (primary or standby) as the postgres user and wait until it accepts
+    connections (a standby: once it has reached a consistent state)."""
+    bindir = postgres_bindir()
+    assert bindir is not None
+    opts = f"-p {port} -k {pgroot} {POSTGRES_OPTIONS} {extra}".strip()
+    run(
+        as_postgres_owner(
+            [
+                *(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts),
+                *("-l", str(logfile), "-w", "-t", "30", "start"),
+            ]
+        ),
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def psql(pgroot: Path, port: int, user: str, sql: str, db: str = "postgres") -> str:
+    """One statement through the cluster's Unix socket in `pgroot` (local trust), as the
+    postgres user; its output unaligned, without headers."""
+    out = subprocess.run(
+        as_postgres_owner(
+            ["psql", "-h", str(pgroot), "-p", str(port), "-U", user, "-d", db, "-tAc", sql]
+        ),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def stop_postgres(layout: Layout, name: str = "data") -> bool:
+    """Stop this state folder's cluster if it runs (needs no settings): the primary, or with
+    `name="replica"` the standby."""
+    datadir = postgres_root(layout) / name
     if read_pid(datadir / "postmaster.pid") is None:
         return False
     bindir = postgres_bindir()
@@ -636,64 +676,124 @@ class Postgres(Service):
             )
             pwfile.unlink()
         self.layout.logs.mkdir(parents=True, exist_ok=True)
-        logfile = pgroot / "postgres.log"
-        # Durability settings are relaxed: this cluster is for development and tests only.
-        opts = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {pgroot} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        run(
-            as_postgres_owner(
-                [
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(self.datadir),
-                    "-o",
-                    opts,
-                    "-l",
-                    str(logfile),
-                    "-w",
-                    "-t",
-                    "30",
-                    "start",
-                ]
-            ),
-            stdout=subprocess.DEVNULL,
-        )
+        pg_ctl_start(self.datadir, self.port, pgroot, pgroot / "postgres.log")
         wait_until(self.answers, "PostgreSQL")
         self._ensure_databases(pgroot)
 
-    def _psql(self, pgroot: Path, sql: str) -> str:
-        out = subprocess.run(
-            as_postgres_owner(
-                [
-                    "psql",
-                    "-h",
-                    str(pgroot),
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    self.settings.postgres_user,
-                    "-d",
-                    "postgres",
-                    "-tAc",
-                    sql,
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return out.stdout.strip()
-
     def _ensure_databases(self, pgroot: Path) -> None:
         # The application database, the test database, and FerretDB's storage database.
+        user = self.settings.postgres_user
         for db in (self.settings.postgres_db, "feed_test", "ferretdb"):
-            if self._psql(pgroot, f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
-                self._psql(pgroot, f'CREATE DATABASE "{db}"')
+            exists = f"SELECT 1 FROM pg_database WHERE datname = '{db}'"
+            if psql(pgroot, self.port, user, exists) != "1":
+                psql(pgroot, self.port, user, f'CREATE DATABASE "{db}"')
 
     def stop(self) -> bool:
         return stop_postgres(self.layout)
+
+
+REPLICA_NAME = "postgres-replica"
+
+
+class PostgresReplica(Postgres):
+    """`TOPOLOGY=scaled`: a streaming standby of the primary (hot_standby, read-only), cloned
+    with pg_basebackup into `<postgres root>/replica` and run as the postgres user on
+    POSTGRES_REPLICA_PORT; the application reads from it with POSTGRES_REPLICA_HOST set."""
+
+    name = REPLICA_NAME
+
+    @property
+    def host(self) -> str:
+        return self.settings.postgres_replica_host or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return self.settings.postgres_replica_port
+
+    @property
+    def datadir(self) -> Path:
+        return self.pgroot / "replica"
+
+    def receiver_status(self) -> str:
+        """The standby's WAL receiver state (`streaming` when it follows the primary)."""
+        try:
+            return psql(
+                self.pgroot,
+                self.port,
+                self.settings.postgres_user,
+                "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'stopped')",
+            )
+        except subprocess.CalledProcessError:
+            return "down"
+
+    def streaming(self) -> bool:
+        return self.receiver_status() == "streaming"
+
+    def clone(self) -> None:
+        """A base backup of the primary, with standby.signal and primary_conninfo (-R); WAL
+        streamed alongside (-X stream) so the copy is consistent without archiving."""
+        bindir = postgres_bindir()
+        assert bindir is not None
+        s = self.settings
+        log(f"cloning the PostgreSQL primary {s.postgres_host}:{s.postgres_port} into a standby")
+        shutil.rmtree(self.datadir, ignore_errors=True)
+        run(
+            as_postgres_owner(
+                [
+                    *(str(bindir / "pg_basebackup"), "-h", s.postgres_host),
+                    *("-p", str(s.postgres_port), "-U", s.postgres_user, "-D", str(self.datadir)),
+                    *("-R", "-X", "stream", "-c", "fast", "--no-password"),
+                ]
+            ),
+            env={**os.environ, "PGPASSWORD": s.postgres_password},
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start(self, catch_up_seconds: float = 20.0) -> None:
+        if not port_open(self.settings.postgres_host, self.settings.postgres_port):
+            raise SystemExit("[devstack] the PostgreSQL replica needs its primary running")
+        cloned = False
+        if not (self.datadir / "PG_VERSION").exists():
+            self.clone()
+            cloned = True
+        logfile = self.pgroot / "postgres-replica.log"
+        pg_ctl_start(self.datadir, self.port, self.pgroot, logfile, "-c hot_standby=on")
+        deadline = time.monotonic() + catch_up_seconds
+        while time.monotonic() < deadline:
+            if self.streaming():
+                return
+            time.sleep(0.1)
+        if cloned:
+            raise SystemExit(
+                f"[devstack] the new PostgreSQL standby does not stream; see {logfile}"
+            )
+        # A standby stopped while the primary recycled the WAL it needs cannot catch up (no
+        # replication slot on purpose: a forgotten slot keeps every WAL file on the primary).
+        log("the PostgreSQL standby does not stream (WAL gone?): cloning it again")
+        stop_postgres(self.layout, "replica")
+        self.clone()
+        pg_ctl_start(self.datadir, self.port, self.pgroot, logfile, "-c hot_standby=on")
+        wait_until(self.streaming, "the PostgreSQL standby's WAL stream", catch_up_seconds)
+
+    def stop(self) -> bool:
+        return stop_postgres(self.layout, "replica")
+
+
+def postgres_replicas(settings: Settings, layout: Layout) -> list[PostgresReplica]:
+    """The standby when TOPOLOGY=scaled, or when this state folder's standby runs (so `down`
+    and `status` without TOPOLOGY still see one that `TOPOLOGY=scaled up` started)."""
+    replica = PostgresReplica(settings, layout)
+    return [replica] if topology() == "scaled" or replica.our_pid() is not None else []
+
+
+def up_postgres_replica(settings: Settings, layout: Layout) -> list[str]:
+    """Start the standby unless it runs (or is someone else's); returns the names started."""
+    replica = PostgresReplica(settings, layout)
+    if not replica.needs_start():
+        return []
+    replica.install()
+    replica.start()
+    return [replica.name]
 
 
 class Redis(Service):
@@ -1247,6 +1347,7 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
             svc.start()
             started.append(svc.name)
     if topology() == "scaled":
+        started += up_postgres_replica(settings, layout)
         started += up_redis_cluster(settings, layout)
     init_schema(python)
     if args.apps:
@@ -1298,12 +1399,13 @@ def cmd_down(args: argparse.Namespace, only: list[str] | None = None) -> None:
     settings = load_settings()
     layout = layout_from_env()
     # Reverse order: FerretDB stores in PostgreSQL, so it stops first. The Redis Cluster's
-    # nodes (any this state folder's PID files name, whatever TOPOLOGY says now) before the
-    # stores.
+    # nodes and the PostgreSQL standby (any this state folder's PID files name, whatever
+    # TOPOLOGY says now) before the stores.
     everything = list(reversed(services(settings, layout, apps=True)))
     stores = len(services(settings, layout))
     cluster = cluster_nodes(settings, layout, configured=False)
-    for svc in [*everything[:-stores], *cluster, *everything[-stores:]]:
+    replica = [PostgresReplica(settings, layout)]  # stops only if its PID file says it runs
+    for svc in [*everything[:-stores], *cluster, *replica, *everything[-stores:]]:
         if only is not None and svc.name not in only:
             continue
         if svc.stop():
@@ -1314,11 +1416,18 @@ def print_status(settings: Settings, layout: Layout) -> bool:
     all_ok = True
     print(f"{'service':<19} {'state':<9} {'pid':>7}  address")
     cluster = cluster_nodes(settings, layout)
-    for svc in [*services(settings, layout, apps=True), *cluster]:
+    replicas = postgres_replicas(settings, layout)
+    for svc in [*services(settings, layout, apps=True), *replicas, *cluster]:
         st = svc.status()
         all_ok &= st.state != "stopped"
         print(f"{st.name:<19} {st.state:<9} {st.pid or '-':>7}  {st.where}")
     print(f"\nPOSTGRES  {settings.postgres_dsn}")
+    for replica in replicas:
+        print(
+            f"REPLICA   {replica.host}:{replica.port} (standby, WAL receiver"
+            f" {replica.receiver_status()}; the app reads from it with"
+            f" POSTGRES_REPLICA_HOST={replica.host} POSTGRES_REPLICA_PORT={replica.port})"
+        )
     print(f"REDIS     redis://{settings.redis_host}:{settings.redis_port}/{settings.redis_db}")
     if cluster:
         first = cluster[0].port
@@ -1426,6 +1535,8 @@ def stop_by_pid_files(layout: Layout) -> None:
         layout.pidfile(name).unlink(missing_ok=True)
     for name in stop_redis_cluster(layout):
         log(f"stopped {name}")
+    if stop_postgres(layout, "replica"):
+        log(f"stopped {REPLICA_NAME}")
     if stop_postgres(layout):
         log("stopped postgres")
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 # Local services listen on 127.0.0.1 below 32768: ports from 32768 up are the kernel's
 # ephemeral range here and collide with client sockets.
 DEFAULT_POSTGRES_PORT = 15432
+# The streaming standby `TOPOLOGY=scaled` runs beside the local primary (infra/devstack.py).
+DEFAULT_POSTGRES_REPLICA_PORT = 15433
 DEFAULT_REDIS_PORT = 16379
 DEFAULT_MONGODB_PORT = 17017
 DEFAULT_EMULATOR_PORT = 4566
@@ -30,6 +32,15 @@ class Settings:
     postgres_db: str = "feed"
     postgres_host: str = "127.0.0.1"
     postgres_port: int = DEFAULT_POSTGRES_PORT
+    # A read replica (Aurora's reader endpoint, a streaming standby): None, the default, sends
+    # every read to the primary. Same user, password and database as the primary.
+    postgres_replica_host: str | None = None
+    postgres_replica_port: int = DEFAULT_POSTGRES_REPLICA_PORT
+    # Reads go to the replica only while it holds every commit older than this (measured
+    # against the primary's WAL position); a user's own writes are read from the primary for
+    # as long (read-your-writes). Checked at most every REPLICA_CHECK_MS per process.
+    replica_max_lag_ms: int = 1_000
+    replica_check_ms: int = 250
     redis_host: str = "127.0.0.1"
     redis_port: int = DEFAULT_REDIS_PORT
     redis_db: int = 0
@@ -99,12 +110,22 @@ class Settings:
             prewarm_page_size=self.prewarm_page_size,
         )
 
-    @property
-    def postgres_dsn(self) -> str:
+    def _postgres_dsn(self, host: str, port: int) -> str:
         return (
             f"postgresql://{quote(self.postgres_user)}:{quote(self.postgres_password)}"
-            f"@{self.postgres_host}:{self.postgres_port}/{quote(self.postgres_db)}"
+            f"@{host}:{port}/{quote(self.postgres_db)}"
         )
+
+    @property
+    def postgres_dsn(self) -> str:
+        return self._postgres_dsn(self.postgres_host, self.postgres_port)
+
+    @property
+    def postgres_replica_dsn(self) -> str | None:
+        """The read replica's DSN, None when there is none (POSTGRES_REPLICA_HOST empty)."""
+        if not self.postgres_replica_host:
+            return None
+        return self._postgres_dsn(self.postgres_replica_host, self.postgres_replica_port)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
