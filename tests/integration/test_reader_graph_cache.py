@@ -124,6 +124,26 @@ def test_the_cache_is_bounded_by_edges() -> None:
     assert {r for r in (1, 3, 5) if cache.get(r) is not None} == {1, 3, 5}
 
 
+def test_the_cache_never_takes_an_older_graph() -> None:
+    # Two reads of one reader racing, one on a lagging replica: whichever puts last, the cache
+    # keeps the newer graph (versions only grow: one sequence feeds both).
+    cache = ReaderGraphCache()
+    newer = CachedGraph(7, 5, ReaderGraph(0, {1: "push", 2: "push"}))
+    cache.put(0, newer)
+    for older in (
+        CachedGraph(6, 5, ReaderGraph(0, {1: "push"})),  # the reader's edges behind
+        CachedGraph(7, 4, ReaderGraph(0, {1: "push", 2: "pull"})),  # a followee's mode behind
+        CachedGraph(3, 2, ReaderGraph(0, {})),
+    ):
+        cache.put(0, older)
+        assert cache.get(0) is newer
+    flags = CachedGraph(7, 5, ReaderGraph(0, {1: "push", 2: "push"}, inactive=True))
+    cache.put(0, flags)  # same versions, fresh activity flags: taken
+    assert cache.get(0) is flags
+    cache.put(0, newest := CachedGraph(9, 5, ReaderGraph(0, {})))
+    assert cache.get(0) is newest
+
+
 # -- model-based --------------------------------------------------------------------------------
 
 

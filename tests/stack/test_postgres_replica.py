@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from feed_adapters.postgres.replica import PRIMARY_POSITION_SQL
 from feed_wiring.settings import Settings
 from infra import devstack
 from tests.stack.devstack_cli import alive, listening
@@ -46,11 +47,11 @@ def postmaster_pid(datadir: Path) -> int | None:
 
 
 def wait_replayed(primary: psycopg.Connection, standby: psycopg.Connection) -> None:
-    lsn = primary.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+    position = primary.execute(PRIMARY_POSITION_SQL).fetchone()[0]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        row = standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()
-        if row[0]:
+        row = standby.execute("SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint").fetchone()
+        if row[0] >= position:
             return
         time.sleep(0.02)
     raise AssertionError("the standby did not replay the primary's WAL within 10 s")

@@ -102,15 +102,22 @@ def build_services(
     if graph is None:
         from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 
+        pool_args: dict[str, Any] = {
+            "wait_seconds": settings.store_timeout_ms / 1000,
+            # The server gives up first (a clean error), the watchdog only if it is hung.
+            "statement_timeout_ms": settings.store_timeout_ms * 9 // 10,
+        }
+        replica_dsn = settings.postgres_replica_dsn
         graph = PostgresGraphStore(
-            make_pool(
-                settings.postgres_dsn,
-                wait_seconds=settings.store_timeout_ms / 1000,
-                # The server gives up first (a clean error), the watchdog only if it is hung.
-                statement_timeout_ms=settings.store_timeout_ms * 9 // 10,
-            ),
+            make_pool(settings.postgres_dsn, **pool_args),
             query_timeout_ms=settings.store_timeout_ms,
             telemetry=telemetry,
+            # The reads that tolerate lag, while it is healthy and caught up.
+            replica_pool=make_pool(replica_dsn, name="feed-replica", **pool_args)
+            if replica_dsn
+            else None,
+            replica_max_lag_ms=settings.replica_max_lag_ms,
+            replica_check_ms=settings.replica_check_ms,
         )
     if posts is None or engagement is None:
         from feed_adapters.mongo.database import make_database

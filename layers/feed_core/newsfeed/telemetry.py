@@ -64,7 +64,7 @@ def _histogram(
 READ_OUTCOMES = ("cached", "rebuilt", "lazy", "partial")
 REBUILD_CAUSES = ("missing", "stale")
 CACHE_RESULTS = ("hit", "miss")
-STORES = ("postgres", "mongodb", "redis", "sqs")
+STORES = ("postgres", "postgres_replica", "mongodb", "redis", "sqs")
 STORE_ERROR_KINDS = ("timeout", "unavailable", "busy", "shed")
 FANOUT_JOB_KINDS = (
     "push",
@@ -159,9 +159,10 @@ QUEUE_OLDEST_AGE_SECONDS = _gauge(
 
 STORE_ERRORS = _counter(
     "feed_store_errors_total",
-    "Store calls that failed, by store (postgres, mongodb, redis, sqs) and kind: timeout, "
-    "unavailable (refused, reset), busy (a lock or statement timeout; the store answered) or "
-    "shed (refused at once by the open circuit breaker).",
+    "Store calls that failed, by store (postgres, postgres_replica, mongodb, redis, sqs) and "
+    "kind: timeout, unavailable (refused, reset), busy (a lock or statement timeout; the store "
+    "answered) or shed (refused at once by the open circuit breaker). A replica's failures "
+    "cost no request: the primary answers.",
     "store",
     "kind",
     values=(STORES, STORE_ERROR_KINDS),

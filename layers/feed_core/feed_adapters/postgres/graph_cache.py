@@ -13,6 +13,13 @@ is why the cache is not in Redis: invalidating a Redis copy after the PostgreSQL
 fail and leave a block unseen.
 
 Bounded by edges, not readers (a graph of 5,000 followees weighs as much as 100 small ones).
+
+With a read replica, graphs come from two servers, one of them late. Both versions come from
+one sequence and only grow, so a graph is older than another exactly when either version is
+lower: the cache never takes an older graph in place of a newer one (two reads of one reader
+racing, one on each server), and the store sends the replica's answer back to the primary
+when it is older than the cached graph (graph_store.py), so what a process hands out for a
+reader never goes back in time.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ class CachedGraph(NamedTuple):
     # As last returned; handed out again while its activity flags still hold, so the views it
     # derives once (ReaderGraph.feed_sources) serve every read.
     graph: ReaderGraph
+
+    def older_than(self, other: CachedGraph) -> bool:
+        return self.version < other.version or self.epoch < other.epoch
 
     @property
     def edges(self) -> int:
@@ -63,9 +73,15 @@ class ReaderGraphCache:
             return cached
 
     def put(self, reader_id: int, graph: CachedGraph) -> None:
+        """Keep `graph` for the reader, unless the one held is newer (see the module's
+        docstring)."""
         if graph.edges > self._max_edges:
             return  # one giant graph would evict everything else
         with self._lock:
+            old = self._graphs.get(reader_id)
+            if old is not None and graph.older_than(old):
+                self._graphs.move_to_end(reader_id)
+                return
             old = self._graphs.pop(reader_id, None)
             if old is not None:
                 self._edges -= old.edges

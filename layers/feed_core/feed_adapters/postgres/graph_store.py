@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -23,7 +23,8 @@ from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 
 from ..translate import StoreBreaker, unavailable_on
 from .graph_cache import CachedGraph, ReaderGraphCache
-from .watchdog import WATCHDOG
+from .replica import PRIMARY_POSITION_SQL, REPLICA, ReplicaRouter
+from .watchdog import bounded_connection
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -34,34 +35,71 @@ _USER_COLUMNS = (
 )
 
 
-# The reader's row first (its graph version, the mode epoch, activity flags, and whether the
-# versions the caller holds are stale), then the edges, sent only when stale (a NULL version,
-# nothing cached, is always stale). The `stale` InitPlan runs once; when false each edge scan
-# is skipped by its one-time filter.
+# The reader's row first (its graph version, the mode epoch, activity flags, whether the
+# versions the caller holds are stale, and whether they are newer than this server's: a
+# replica that has not replayed what the caller already saw), then the edges, sent only when
+# stale and not behind (a NULL version, nothing cached, is always stale and never behind). The
+# `send` InitPlan runs once; when false each edge scan is skipped by its one-time filter.
 _READER_GRAPH_SQL = """
 WITH me AS (
     SELECT u.graph_version, e.mode_epoch,
            u.last_active_at < now() - make_interval(days => %(days)s) AS inactive,
            u.last_active_at < now() - interval '1 minute' AS touch_due,
            (u.graph_version, e.mode_epoch) IS DISTINCT FROM (%(v)s::bigint, %(e)s::bigint)
-               AS stale
+               AS stale,
+           coalesce(u.graph_version < %(v)s::bigint OR e.mode_epoch < %(e)s::bigint, false)
+               AS behind
       FROM users u CROSS JOIN graph_epoch e WHERE u.id = %(r)s
-)
-SELECT 'u', graph_version, NULL, inactive, touch_due, mode_epoch, stale FROM me
+), send AS (SELECT stale AND NOT behind AS edges FROM me)
+SELECT 'u', graph_version, NULL, inactive, touch_due, mode_epoch, stale, behind FROM me
 UNION ALL
-SELECT 'f', f.followee_id, u.fanout_mode, NULL, NULL, NULL, NULL
+SELECT 'f', f.followee_id, u.fanout_mode, NULL, NULL, NULL, NULL, NULL
   FROM follows f JOIN users u ON u.id = f.followee_id
- WHERE f.follower_id = %(r)s AND (SELECT stale FROM me)
+ WHERE f.follower_id = %(r)s AND (SELECT edges FROM send)
 UNION ALL
-SELECT 'm', muted_id, NULL, NULL, NULL, NULL, NULL FROM mutes
- WHERE muter_id = %(r)s AND (SELECT stale FROM me)
+SELECT 'm', muted_id, NULL, NULL, NULL, NULL, NULL, NULL FROM mutes
+ WHERE muter_id = %(r)s AND (SELECT edges FROM send)
 UNION ALL
-SELECT 'b', blocked_id, NULL, NULL, NULL, NULL, NULL FROM blocks
- WHERE blocker_id = %(r)s AND (SELECT stale FROM me)
+SELECT 'b', blocked_id, NULL, NULL, NULL, NULL, NULL, NULL FROM blocks
+ WHERE blocker_id = %(r)s AND (SELECT edges FROM send)
 UNION ALL
-SELECT 'b', blocker_id, NULL, NULL, NULL, NULL, NULL FROM blocks
- WHERE blocked_id = %(r)s AND (SELECT stale FROM me)
+SELECT 'b', blocker_id, NULL, NULL, NULL, NULL, NULL, NULL FROM blocks
+ WHERE blocked_id = %(r)s AND (SELECT edges FROM send)
 """
+
+
+class _GraphRows(NamedTuple):
+    """One answer of _READER_GRAPH_SQL."""
+
+    version: int
+    epoch: int
+    inactive: bool
+    touch_due: bool
+    stale: bool
+    behind: bool
+    followees: dict[int, str]
+    muted: frozenset[int]
+    blocked: frozenset[int]
+
+
+def _graph_rows(rows: Sequence[Sequence[Any]]) -> _GraphRows | None:
+    me = None
+    followees: dict[int, str] = {}
+    muted: set[int] = set()
+    blocked: set[int] = set()
+    for kind, other, mode, inactive, touch_due, epoch, stale, behind in rows:
+        if kind == "u":
+            me = (other, epoch, bool(inactive), bool(touch_due), bool(stale), bool(behind))
+        elif kind == "f":
+            followees[other] = mode
+        elif kind == "m":
+            muted.add(other)
+        else:
+            blocked.add(other)
+    if me is None:
+        return None
+    return _GraphRows(*me, followees, frozenset(muted), frozenset(blocked))
+
 
 # A new graph version for these users (in the transaction that changed their edges), their rows
 # locked in id order as `_lock_pair` does, so it cannot deadlock with a concurrent follow.
@@ -75,6 +113,9 @@ _BUMP_MODE_EPOCH = "UPDATE graph_epoch SET mode_epoch = nextval('graph_version_s
 
 def _user(row: Sequence[Any]) -> User:
     return User(*row)
+
+
+T = TypeVar("T")
 
 
 # Connection refused or lost, server shutting down, statement cancelled by its timeout, and the
@@ -98,6 +139,7 @@ def make_pool(
     max_size: int = 4,
     wait_seconds: float = 30.0,
     statement_timeout_ms: int | None = None,
+    name: str = "feed",
 ) -> ConnectionPool:
     """A small pool: a Lambda instance serves one request at a time, a few background threads
     (fan-out pipelines) may share it. `wait_seconds`: how long a caller waits for a connection
@@ -120,7 +162,7 @@ def make_pool(
         kwargs=kwargs,
         timeout=wait_seconds,
         open=True,
-        name="feed",
+        name=name,
     )
 
 
@@ -132,24 +174,85 @@ class PostgresGraphStore:
         *,
         query_timeout_ms: int = 30_000,
         telemetry: Telemetry = NO_TELEMETRY,
+        replica_pool: ConnectionPool | None = None,
+        replica_max_lag_ms: int = 1_000,
+        replica_check_ms: int = 250,
     ) -> None:
+        """`replica_pool`: a read replica's; the reads that tolerate lag go to it while it is
+        healthy and caught up (replica.py). None: every read on the primary."""
         self._pool = pool
         self._query_timeout = query_timeout_ms / 1000
         self.breaker = StoreBreaker("postgres", telemetry)
         self._graph_cache = ReaderGraphCache()
+        self.replica: ReplicaRouter | None = None
+        if replica_pool is not None:
+            self.replica = ReplicaRouter(
+                replica_pool,
+                self._primary_position,
+                max_lag_ms=replica_max_lag_ms,
+                check_ms=replica_check_ms,
+                query_timeout_ms=query_timeout_ms,
+                telemetry=telemetry,
+            )
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection whose use is bounded: a server that stops answering (hung, not
-        down) would block libpq's read for as long as TCP keeps the connection, so the
-        watchdog shuts the socket down at the deadline and the call fails as an outage."""
-        with self._pool.connection() as conn:
-            token = WATCHDOG.arm(conn, self._query_timeout)
+        """A primary connection, bounded by the query watchdog (watchdog.py)."""
+        with bounded_connection(self._pool, self._query_timeout) as conn:
+            yield conn
+
+    def _primary_position(self) -> int | None:
+        """The primary's WAL insert position, for the replica's lag check; None when the
+        primary does not answer (or is known not to: its breaker is open), which the check
+        survives."""
+        if self.breaker.is_open:
+            return None
+        try:
+            with self._connection() as conn:
+                row = conn.execute(PRIMARY_POSITION_SQL).fetchone()
+        except psycopg.Error:
+            return None
+        return row[0] if row else None
+
+    def _read(
+        self,
+        users: Sequence[int | None],
+        query: Callable[[psycopg.Connection], T],
+        *,
+        again_if: Callable[[T], bool] | None = None,
+    ) -> T:
+        """Run a read that tolerates lag: on the replica when the router says so, else (and
+        when the replica fails, or its answer says NotFound or `again_if`) on the primary.
+        `users`: whom the read concerns (a pinned one sends it to the primary). The primary
+        answers alone while its breaker probes: the probe must reach the primary."""
+        replica = self.replica
+        if replica is None:
+            with self._connection() as conn:
+                return query(conn)
+        route = "probe" if self.breaker.is_open else replica.route(u for u in users if u)
+        if route == REPLICA:
             try:
-                yield conn
-            finally:
-                if WATCHDOG.disarm(token):
-                    conn.close()  # cut at its deadline: the pool must not reuse it
+                with replica.connection() as conn:
+                    result = query(conn)
+            except NotFound:
+                route = "retried"  # absent there may be new here: users are never deleted
+            except Exception as exc:  # whatever the replica did, the primary answers
+                replica.failed(exc)
+                route = "failed"
+            else:
+                if again_if is None or not again_if(result):
+                    replica.count(REPLICA)
+                    return result
+                route = "retried"
+        replica.count(route)
+        with self._connection() as conn:
+            return query(conn)
+
+    def _wrote(self, *user_ids: int) -> None:
+        """After the commit of a write of these users' rows: their reads in this process go
+        to the primary until the replica must have it (read-your-writes)."""
+        if self.replica is not None:
+            self.replica.pin(*user_ids)
 
     # -- users -------------------------------------------------------------------------------
 
@@ -172,6 +275,7 @@ class PostgresGraphStore:
                 raise DuplicateId(f"user {user_id} exists") from exc
             raise Conflict("user already exists") from exc
         assert row is not None
+        self._wrote(user_id)
         return _user(row)
 
     def get_user(self, user_id: int) -> User | None:
@@ -209,6 +313,8 @@ class PostgresGraphStore:
     def touch_active(self, user_id: int) -> None:
         with self._connection() as conn:
             conn.execute("UPDATE users SET last_active_at = now() WHERE id = %s", (user_id,))
+        # The replica would still call the reader inactive (another rebuild) or due a touch.
+        self._wrote(user_id)
 
     def fanout_mode(self, user_id: int) -> str | None:
         with self._connection() as conn:
@@ -320,7 +426,9 @@ class PostgresGraphStore:
             mode, count = locked[followee]
             if not inserted:
                 return FollowChange(follower, followee, False, mode)
-            return self._count_change(conn, follower, followee, mode, count, +1, threshold)
+            change = self._count_change(conn, follower, followee, mode, count, +1, threshold)
+        self._wrote(follower, followee)
+        return change
 
     def _unfollow_in(
         self,
@@ -343,7 +451,10 @@ class PostgresGraphStore:
         with self._connection() as conn, conn.transaction():
             locked = self._lock_pair(conn, follower, followee)
             mode, count = locked[followee]
-            return self._unfollow_in(conn, follower, followee, mode, count, threshold)
+            change = self._unfollow_in(conn, follower, followee, mode, count, threshold)
+        if change.changed:
+            self._wrote(follower, followee)
+        return change
 
     def block(self, blocker: int, blocked: int, threshold: Threshold) -> BlockChange:
         """Block and drop the follow edges in both directions, in one transaction."""
@@ -362,7 +473,9 @@ class PostgresGraphStore:
                 change = self._unfollow_in(conn, follower, followee, mode, count, threshold)
                 if change.changed:
                     removed.append(change)
-            return BlockChange(bool(inserted), removed)
+        if inserted or removed:
+            self._wrote(blocker, blocked)
+        return BlockChange(bool(inserted), removed)
 
     def unblock(self, blocker: int, blocked: int) -> bool:
         with self._connection() as conn, conn.transaction():
@@ -373,7 +486,8 @@ class PostgresGraphStore:
             if cur.rowcount != 1:
                 return False
             conn.execute(_BUMP_GRAPH_VERSION, ([blocker, blocked],))
-            return True
+        self._wrote(blocker, blocked)
+        return True
 
     def mute(self, muter: int, muted: int) -> bool:
         with self._connection() as conn, conn.transaction():
@@ -385,7 +499,8 @@ class PostgresGraphStore:
             if cur.rowcount != 1:
                 return False
             conn.execute(_BUMP_GRAPH_VERSION, ([muter],))
-            return True
+        self._wrote(muter)
+        return True
 
     def unmute(self, muter: int, muted: int) -> bool:
         with self._connection() as conn, conn.transaction():
@@ -396,7 +511,8 @@ class PostgresGraphStore:
             if cur.rowcount != 1:
                 return False
             conn.execute(_BUMP_GRAPH_VERSION, ([muter],))
-            return True
+        self._wrote(muter)
+        return True
 
     @staticmethod
     def _require_users(conn: psycopg.Connection, *user_ids: int) -> None:
@@ -428,41 +544,39 @@ class PostgresGraphStore:
         The edges come from this process's cache when the versions it holds still match the
         reader's row (graph_cache.py): then PostgreSQL sends one row, not one per edge."""
         cached = self._graph_cache.get(reader_id)
-        with self._connection() as conn:
-            rows = conn.execute(
-                _READER_GRAPH_SQL,
-                {
-                    "r": reader_id,
-                    "days": active_days,
-                    "v": cached.version if cached else None,
-                    "e": cached.epoch if cached else None,
-                },
-            ).fetchall()
-        me = None
-        followees: dict[int, str] = {}
-        muted: set[int] = set()
-        blocked: set[int] = set()
-        for kind, other, mode, inactive, touch_due, epoch, stale in rows:
-            if kind == "u":
-                me = (other, epoch, bool(inactive), bool(touch_due), stale)
-            elif kind == "f":
-                followees[other] = mode
-            elif kind == "m":
-                muted.add(other)
-            else:
-                blocked.add(other)
-        if me is None:
+        params = {
+            "r": reader_id,
+            "days": active_days,
+            "v": cached.version if cached else None,
+            "e": cached.epoch if cached else None,
+        }
+        # A replica that lacks the reader, or is behind the versions this process already
+        # holds, is not asked to decide: the primary is (never older than anything seen).
+        read = self._read(
+            (reader_id,),
+            lambda conn: _graph_rows(conn.execute(_READER_GRAPH_SQL, params).fetchall()),
+            again_if=lambda r: r is None or r.behind,
+        )
+        if read is None:
             return None
-        version, epoch, inactive, touch_due, stale = me
-        if cached is not None and not stale:
+        if cached is not None and (read.behind or not read.stale):
+            # Behind on the primary: a read of this process that began later put a newer
+            # graph meanwhile; the one sent is newer than this answer still.
             graph = cached.graph
-            if graph.inactive == inactive and graph.touch_due == touch_due:
+            if graph.inactive == read.inactive and graph.touch_due == read.touch_due:
                 return graph
-            graph = dataclasses.replace(graph, inactive=inactive, touch_due=touch_due)
+            graph = dataclasses.replace(graph, inactive=read.inactive, touch_due=read.touch_due)
+            version, epoch = cached.version, cached.epoch
         else:
             graph = ReaderGraph(
-                reader_id, followees, frozenset(muted), frozenset(blocked), inactive, touch_due
+                reader_id,
+                read.followees,
+                read.muted,
+                read.blocked,
+                read.inactive,
+                read.touch_due,
             )
+            version, epoch = read.version, read.epoch
         self._graph_cache.put(reader_id, CachedGraph(version, epoch, graph))
         return graph
 
@@ -476,12 +590,16 @@ class PostgresGraphStore:
     def _users_page(
         self, sql: str, user_id: int, after_id: int | None, limit: int, viewer_id: int | None
     ) -> list[User]:
-        with self._connection() as conn:
+        def page(conn: psycopg.Connection) -> list[User]:
             self._require_users(conn, user_id)
             rows = conn.execute(
                 sql, (user_id, after_id or 0, viewer_id, viewer_id, limit)
             ).fetchall()
-        return [_user(r) for r in rows]
+            return [_user(r) for r in rows]
+
+        # Lag tolerated: a follow of the last second may be missing from someone else's view
+        # of the list, never from the list of a user who made it (pinned).
+        return self._read((user_id, viewer_id), page)
 
     def followers_page(
         self, user_id: int, after_id: int | None, limit: int, viewer_id: int | None = None
@@ -563,17 +681,23 @@ class PostgresGraphStore:
         params = {"h": within_hours, "n": limit}
         if after is not None:
             params.update(at=after[0], id=after[1])
-        with self._connection() as conn:
-            return [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
+        # A scan for the prewarm job: a second's lag moves who is warmed, nothing else.
+        return self._read((), lambda conn: [(r[0], r[1]) for r in conn.execute(sql, params)])
 
     def inactive_among(self, user_ids: Sequence[int], active_days: int) -> set[int]:
         """The ids not seen within `active_days`, or no longer users at all."""
         if not user_ids:
             return set()
-        with self._connection() as conn:
+
+        def active(conn: psycopg.Connection) -> set[int]:
             rows = conn.execute(
                 "SELECT id FROM users WHERE id = ANY(%s)"
                 " AND last_active_at >= now() - make_interval(days => %s)",
                 (list(user_ids), active_days),
             ).fetchall()
-        return set(user_ids) - {r[0] for r in rows}
+            return {r[0] for r in rows}
+
+        # The cleanup job's check: a user who came back within the lag may still look inactive
+        # there (the job spares timelines rebuilt in the last 10 minutes), unless this process
+        # saw the touch (pinned).
+        return set(user_ids) - self._read(user_ids, active)

@@ -15,7 +15,13 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
 
 
 class QueryWatchdog:
@@ -88,3 +94,20 @@ def _cut(conn: Any) -> None:
 
 
 WATCHDOG = QueryWatchdog()
+
+
+@contextmanager
+def bounded_connection(
+    pool: ConnectionPool, seconds: float, wait: float | None = None
+) -> Iterator[psycopg.Connection]:
+    """A pooled connection whose use is bounded: a server that stops answering (hung, not
+    down) would block libpq's read for as long as TCP keeps the connection, so the watchdog
+    shuts the socket down at the deadline and the call fails as an outage. `wait`: how long to
+    wait for a connection (None: the pool's own timeout)."""
+    with pool.connection(timeout=wait) as conn:
+        token = WATCHDOG.arm(conn, seconds)
+        try:
+            yield conn
+        finally:
+            if WATCHDOG.disarm(token):
+                conn.close()  # cut at its deadline: the pool must not reuse it

@@ -1,0 +1,346 @@
+"""The PostgreSQL read replica (feed_adapters/postgres/replica.py) against a real primary and a
+real streaming standby (pg_pair.py, ports 22432 and 22433), through the services as
+build_services wires them from POSTGRES_REPLICA_HOST/PORT.
+
+Pausing replay on the standby (`pg_wal_replay_pause()`) makes its lag as large as a test needs:
+the standby keeps answering from the state it had. That shows both sides of the routing: a
+read of someone else is served from that older state (the replica answers), and a user's own
+follow, mute or block is in that user's next read all the same (read-your-writes). Other
+processes (another Lambda function) are separate services on the same stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from feed_env import FeedEnv
+from pg_pair import DB, PRIMARY_PORT, STANDBY_PORT, PgPair
+
+from feed_adapters.mongo.engagement_store import MongoEngagementStore
+from feed_adapters.mongo.post_store import MongoPostStore
+from feed_adapters.postgres.graph_store import PostgresGraphStore
+from feed_adapters.postgres.replica import CHECK_TIMEOUT_SECONDS
+from feed_wiring.root import build_services
+from feed_wiring.settings import Settings
+from tests.fakes.queues import InlineFanoutQueue
+from tests.faults.proxy import FaultProxy
+
+pytestmark = pytest.mark.integration
+
+# What a request may take when the replica is down or hung: one replica timeout at most, then
+# the primary (the API's budget is 2 s, docs/faults.md).
+TIMEOUT_MS = 800
+BUDGET_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgPair]:
+    pair = PgPair(tmp_path_factory.mktemp("pg-pair") / "state").start()
+    yield pair
+    pair.close()
+
+
+@pytest.fixture
+def make(
+    pair: PgPair, settings: Settings, redis_client: Any, mongo_db: Any, clean_stores: None
+) -> Iterator[Callable[..., FeedEnv]]:
+    """`make(**settings)`: the services of one process over the pair (the primary, and the
+    standby unless `postgres_replica_host=None`) and the test Redis and MongoDB."""
+    pair.ensure_standby()
+    pair.on_primary("TRUNCATE follows, blocks, mutes, users CASCADE")
+    built: list[FeedEnv] = []
+
+    def make_env(**overrides: Any) -> FeedEnv:
+        env_settings = dataclasses.replace(
+            settings,
+            **{
+                "postgres_port": PRIMARY_PORT,
+                "postgres_db": DB,
+                "postgres_replica_host": "127.0.0.1",
+                "postgres_replica_port": STANDBY_PORT,
+                "store_timeout_ms": TIMEOUT_MS,
+                "celebrity_threshold": 1000,
+                "timeline_max_len": 50,
+                "fanout_chunk_size": 100,
+                **overrides,
+            },
+        )
+        queue = InlineFanoutQueue()
+        posts = MongoPostStore(mongo_db)
+        # The graph store is the composition root's own, from the settings above.
+        services = build_services(
+            env_settings,
+            posts=posts,
+            engagement=MongoEngagementStore(mongo_db),
+            redis_client=redis_client,
+            queue=queue,
+        )
+        queue.bind(services.fanout.handle_message)
+        graph = services.feed._graph
+        assert isinstance(graph, PostgresGraphStore)
+        env = FeedEnv(
+            env_settings, services, queue, graph, posts, redis_client, graph._pool, mongo_db
+        )
+        built.append(env)
+        return env
+
+    yield make_env
+    for env in built:
+        env.graph._pool.close()
+        if env.graph.replica is not None:
+            env.graph.replica.pool.close()
+
+
+def processes(make: Callable[..., FeedEnv], **settings: Any) -> tuple[FeedEnv, FeedEnv]:
+    """Two processes: one reading through the replica (`settings`), and a writer without one
+    (another function: nothing it writes pins in the first)."""
+    return make(**settings), make(postgres_replica_host=None)
+
+
+def reads(env: FeedEnv) -> dict[str, int]:
+    assert env.graph.replica is not None
+    return dict(env.graph.replica.reads)
+
+
+def ids(users: list[Any]) -> list[int]:
+    return [u.id for u in users]
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
+def test_the_composition_root_wires_the_replica_only_when_configured(make) -> None:
+    with_replica = make()
+    assert with_replica.graph.replica is not None
+    assert f"127.0.0.1:{STANDBY_PORT}/" in with_replica.graph.replica.pool.conninfo
+    assert make(postgres_replica_host=None).graph.replica is None
+
+
+def test_reads_of_others_are_served_by_the_replica(make, pair: PgPair) -> None:
+    env, writer = processes(make, replica_max_lag_ms=30_000)
+    dave, bob = writer.user("dave"), writer.user("bob")
+    post = writer.post(bob)
+    pair.wait_replayed()
+    pair.pause()
+    writer.services.social.follow(dave, bob)
+    assert pair.on_standby("SELECT count(*) FROM follows") == [(0,)]
+    # `env` reads dave and bob from the replica's older state: no follow yet.
+    assert env.services.profiles.following(dave, None, 10).items == []
+    assert env.services.profiles.followers(bob, None, 10).items == []
+    assert env.services.feed.home_feed(dave, None, 10).items == []
+    assert reads(env) == {"replica": 3}
+    pair.resume()
+    pair.wait_replayed()
+    wait_for(
+        lambda: ids(env.services.profiles.following(dave, None, 10).items) == [bob],
+        "dave's follow read from the replica once replayed",
+    )
+    assert [p.id for p in env.services.feed.home_feed(dave, None, 10).items] == [post]
+    assert set(reads(env)) == {"replica"}
+
+
+def test_a_follow_shows_in_the_followers_next_feed_read_with_replay_paused(
+    make, pair: PgPair
+) -> None:
+    env, others = processes(make, replica_max_lag_ms=30_000)
+    alice, bob, carol = others.user("alice"), others.user("bob"), others.user("carol")
+    older = others.post(bob, "before alice follows")
+    others.services.social.follow(alice, carol)
+    carols = others.post(carol, "carol's")
+    pair.wait_replayed()
+    assert [p.id for p in env.services.feed.home_feed(alice, None, 10).items] == [carols]
+    assert reads(env) == {"replica": 1}
+    pair.pause()
+
+    # Alice's process follows bob: her next reads there see it, the standby does not have it.
+    env.services.social.follow(alice, bob)
+    assert pair.on_standby("SELECT count(*) FROM follows WHERE followee_id = %s", bob) == [(0,)]
+    newer = others.post(bob, "after alice follows")
+    page = env.services.feed.home_feed(alice, None, 10)
+    assert [p.id for p in page.items] == [newer, carols, older] and not page.partial
+    assert ids(env.services.profiles.following(alice, None, 10).items) == sorted([bob, carol])
+    assert alice in ids(env.services.profiles.followers(bob, None, 10, viewer_id=alice).items)
+
+    # Mutes and blocks too: gone from alice's very next read.
+    env.services.social.mute(alice, carol)
+    assert [p.id for p in env.services.feed.home_feed(alice, None, 10).items] == [newer, older]
+    env.services.social.block(alice, bob)
+    assert env.services.feed.home_feed(alice, None, 10).items == []
+    assert pair.on_standby("SELECT count(*) FROM mutes") == [(0,)]
+    assert reads(env) == {"replica": 1, "primary:pinned": 5}
+
+
+def test_a_replica_lagging_beyond_the_bound_is_not_read(make, pair: PgPair) -> None:
+    env, writer = processes(make, replica_max_lag_ms=300, replica_check_ms=50)
+    dave, bob = writer.user("dave"), writer.user("bob")
+    pair.wait_replayed()
+    assert env.services.profiles.following(dave, None, 10).items == []
+    assert reads(env) == {"replica": 1}
+    pair.pause()
+    writer.services.social.follow(dave, bob)
+    # Within the bound the replica still answers (its older state) ...
+    assert env.services.profiles.following(dave, None, 10).items == []
+    time.sleep(0.4)
+    # ... past it the primary does, and the follow is there.
+    assert ids(env.services.profiles.following(dave, None, 10).items) == [bob]
+    assert [p.id for p in env.services.feed.home_feed(dave, None, 10).items] == []
+    assert reads(env) == {"replica": 2, "primary:lagging": 2}
+    assert env.graph.replica.lag() > 0.3
+    pair.resume()
+    pair.wait_replayed()
+    time.sleep(0.06)  # the next check
+    assert ids(env.services.profiles.following(dave, None, 10).items) == [bob]
+    assert reads(env)["replica"] == 3
+
+
+def test_an_idle_primary_is_no_lag(make, pair: PgPair) -> None:
+    # Lag is what the replica lacks, not how long since it replayed: with nothing committed,
+    # a paused standby is as good as any. A WAL segment switch leaves the primary's insert
+    # position past a page header with no record, which the standby never reports: no lag.
+    env, writer = processes(make, replica_max_lag_ms=300, replica_check_ms=50)
+    dave = writer.user("dave")
+    pair.on_primary("SELECT pg_switch_wal()")
+    pair.wait_replayed()
+    pair.pause()
+    for _ in range(4):
+        time.sleep(0.2)
+        assert env.services.profiles.following(dave, None, 10).items == []
+    assert reads(env) == {"replica": 4}
+    assert env.graph.replica.lag() < 0.3
+
+
+def test_a_new_user_is_read_from_the_primary_when_the_replica_lacks_them(
+    make, pair: PgPair
+) -> None:
+    # Created by another process (the social function) just before their first feed read
+    # here: absent on the replica means "ask the primary", never 404 (users are not deleted).
+    env, writer = processes(make, replica_max_lag_ms=30_000)
+    someone = writer.user("someone")
+    pair.wait_replayed()
+    env.services.profiles.followers(someone, None, 10)
+    pair.pause()
+    newcomer = writer.user("newcomer")
+    assert env.services.feed.home_feed(newcomer, None, 10).items == []
+    assert env.services.profiles.followers(newcomer, None, 10).items == []
+    assert reads(env) == {"replica": 1, "primary:retried": 2}
+
+
+def test_with_the_standby_stopped_every_graph_route_still_works(make, pair: PgPair) -> None:
+    env = make()
+    alice, bob, carol = env.user("alice"), env.user("bob"), env.user("carol")
+    env.services.social.follow(bob, carol)
+    post = env.post(carol)
+    pair.wait_replayed()
+    pair.stop_standby()
+    time.sleep(env.graph.replica.max_lag + 0.3)  # the pins from the writes above are gone
+
+    def timed(call: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        result = call()
+        assert time.monotonic() - started < BUDGET_SECONDS
+        return result
+
+    services = env.services
+    timed(lambda: services.social.follow(alice, carol))
+    assert [p.id for p in timed(lambda: services.feed.home_feed(bob, None, 10)).items] == [post]
+    followers = timed(lambda: services.profiles.followers(carol, None, 10))
+    assert ids(followers.items) == sorted([alice, bob])
+    assert ids(timed(lambda: services.profiles.following(bob, None, 10)).items) == [carol]
+    env.redis.flushdb()  # every timeline cold: prewarm has work
+    report = timed(services.prewarm.run)
+    assert (report.failed, report.warmed) == (0, 3)
+    assert timed(services.cleanup.run).dropped == 0
+    timed(lambda: services.social.mute(bob, carol))
+    assert timed(lambda: services.feed.home_feed(bob, None, 10)).items == []
+    timed(lambda: services.social.block(alice, carol))
+    # Every read went to the primary: those of users who had just written (pinned), and the
+    # others because the replica was found down (unavailable) or failed under them.
+    assert "replica" not in reads(env), reads(env)
+    assert reads(env).get("primary:unavailable", 0) + reads(env).get("primary:failed", 0) > 0
+
+    # Back: once the cool-down is over, reads return to the replica.
+    pair.ensure_standby()
+    wait_for(
+        lambda: (
+            ids(services.profiles.following(bob, None, 10).items) == [carol]
+            and reads(env).get("replica", 0) > 0
+        ),
+        "reads back on the replica",
+    )
+
+
+@pytest.mark.parametrize("fault", ["down", "hang"])
+def test_a_replica_down_or_hung_costs_a_request_at_most_one_timeout(
+    make, pair: PgPair, fault: str
+) -> None:
+    proxy = FaultProxy("127.0.0.1", STANDBY_PORT).start()
+    try:
+        env, writer = processes(make, postgres_replica_port=proxy.port)
+        dave, bob = writer.user("dave"), writer.user("bob")
+        writer.services.social.follow(dave, bob)
+        pair.wait_replayed()
+        assert ids(env.services.profiles.following(dave, None, 10).items) == [bob]
+        assert reads(env) == {"replica": 1}
+        proxy.set_mode(fault)
+        time.sleep(env.graph.replica.check_interval)  # the next read checks it again
+        took = []
+        for _ in range(5):
+            started = time.monotonic()
+            assert ids(env.services.profiles.following(dave, None, 10).items) == [bob]
+            took.append(time.monotonic() - started)
+        # The first read meets the fault: its check of the replica waits at most
+        # CHECK_TIMEOUT_SECONDS (for a connection when down, for an answer when hung); the
+        # others skip the replica for the cool-down.
+        assert took[0] < CHECK_TIMEOUT_SECONDS + 0.2, took
+        assert max(took[1:]) < 0.05, took
+        assert reads(env) == {"replica": 1, "primary:unavailable": 5}
+        print(f"\nreplica {fault}: reads took {[round(t * 1000) for t in took]} ms")
+    finally:
+        proxy.stop()
+
+
+def test_a_graph_read_from_a_replica_behind_the_cache_does_not_take_it_back(
+    make, pair: PgPair
+) -> None:
+    # The cache holds a reader's graph read from the primary (the replica was unreachable),
+    # newer than what the replica has replayed. The replica answers again, behind that
+    # version: its answer is not used and does not replace the cached graph.
+    proxy = FaultProxy("127.0.0.1", STANDBY_PORT).start()
+    try:
+        env, writer = processes(make, postgres_replica_port=proxy.port, replica_max_lag_ms=30_000)
+        reader, bob = writer.user("reader"), writer.user("bob")
+        pair.wait_replayed()
+        assert env.services.feed.home_feed(reader, None, 10).items == []
+        assert reads(env) == {"replica": 1}
+        pair.pause()
+        writer.services.social.follow(reader, bob)
+        bobs = writer.post(bob)
+        proxy.set_mode("down")
+        time.sleep(env.graph.replica.check_interval)  # the next read checks it again
+        assert [p.id for p in env.services.feed.home_feed(reader, None, 10).items] == [bobs]
+        cached = env.graph._graph_cache.get(reader)
+        assert cached is not None and bob in cached.graph.followees
+        proxy.set_mode("pass")
+        wait_for(
+            lambda: (
+                [p.id for p in env.services.feed.home_feed(reader, None, 10).items] == [bobs]
+                and reads(env).get("primary:retried", 0) > 0
+            ),
+            "a read that asked the replica, found it behind and asked the primary",
+        )
+        assert env.graph._graph_cache.get(reader).version == cached.version
+        # The replica really is behind: read alone, it has the reader without bob.
+        fresh = make(postgres_port=STANDBY_PORT, postgres_replica_host=None)
+        assert fresh.graph.reader_graph(reader, 7).followees == {}
+    finally:
+        proxy.stop()
