@@ -23,10 +23,10 @@ from pg_pair import DB, PRIMARY_PORT, STANDBY_PORT, PgPair
 from feed_adapters.mongo.engagement_store import MongoEngagementStore
 from feed_adapters.mongo.post_store import MongoPostStore
 from feed_adapters.postgres.graph_store import PostgresGraphStore
-from feed_adapters.postgres.replica import CHECK_TIMEOUT_SECONDS
+from feed_adapters.postgres.replica import AS_OF_MARGIN_SECONDS, CHECK_TIMEOUT_SECONDS
 from feed_wiring.root import build_services
 from feed_wiring.settings import Settings
-from tests.fakes.queues import InlineFanoutQueue
+from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
 from tests.faults.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,8 @@ def make(
     pair.on_primary("TRUNCATE follows, blocks, mutes, users CASCADE")
     built: list[FeedEnv] = []
 
-    def make_env(**overrides: Any) -> FeedEnv:
+    def make_env(*, recording: bool = False, **overrides: Any) -> FeedEnv:
+        """`recording=True`: fan-out jobs are only collected (run them where a test says)."""
         env_settings = dataclasses.replace(
             settings,
             **{
@@ -69,7 +70,7 @@ def make(
                 **overrides,
             },
         )
-        queue = InlineFanoutQueue()
+        queue: Any = RecordingFanoutQueue() if recording else InlineFanoutQueue()
         posts = MongoPostStore(mongo_db)
         # The graph store is the composition root's own, from the settings above.
         services = build_services(
@@ -79,7 +80,8 @@ def make(
             redis_client=redis_client,
             queue=queue,
         )
-        queue.bind(services.fanout.handle_message)
+        if not recording:
+            queue.bind(services.fanout.handle_message)
         graph = services.feed._graph
         assert isinstance(graph, PostgresGraphStore)
         env = FeedEnv(
@@ -344,3 +346,56 @@ def test_a_graph_read_from_a_replica_behind_the_cache_does_not_take_it_back(
         assert fresh.graph.reader_graph(reader, 7).followees == {}
     finally:
         proxy.stop()
+
+
+def test_fan_out_pushes_to_a_follower_the_replica_does_not_have_yet(make, pair: PgPair) -> None:
+    # The follow commits (and merges the author's list so far) just before the post; the
+    # fan-out worker reads through a replica that has not replayed it. The post must still
+    # reach the new follower's timeline: nothing else would put it there.
+    fanout = make(replica_max_lag_ms=30_000, fanout_chunk_size=2)
+    social = make(postgres_replica_host=None, recording=True)  # its jobs run in `fanout`
+    author = social.user("author")
+    followers = [social.user(f"follower{i}") for i in range(4)]
+    for follower in followers:
+        social.services.social.follow(follower, author)
+        social.feed(follower)  # a timeline to push into
+    pair.wait_replayed()
+    pair.pause()
+    newcomer = social.user("newcomer")
+    social.services.social.follow(newcomer, author)
+    social.feed(newcomer)
+    post = social.post(author)
+    for job in social.queue.drain():
+        fanout.services.fanout.handle_message(job)
+    for follower in [*followers, newcomer]:
+        assert fanout.timeline(follower)[:1] == [post], follower
+    # The head read the primary; its chunks, run right after it, too: the replica could not
+    # be known to hold what the head saw.
+    assert reads(fanout) == {"primary:too_recent": 3}
+
+
+def test_a_fan_out_chunk_reads_the_replica_once_it_holds_what_its_head_saw(
+    make, pair: PgPair
+) -> None:
+    fanout, social = processes(make, replica_max_lag_ms=30_000)
+    author, early, late = social.user("author"), social.user("early"), social.user("late")
+    social.services.social.follow(early, author)
+    pair.wait_replayed()
+    head_read_at = int(time.time() * 1000)  # when a head job planned a chunk
+    time.sleep(AS_OF_MARGIN_SECONDS + 0.05)
+    # A busy worker has checked the replica since (a check samples the primary's position).
+    assert fanout.services.profiles.following(early, None, 10).items
+    pair.pause()
+    social.services.social.follow(late, author)  # after the head's read: not the chunk's
+    everyone: dict[str, Any] = {"active_days": None}
+    graph = fanout.graph
+    assert graph.follower_ids_in_range(author, 0, 2**62, **everyone, as_of_ms=head_read_at) == [
+        early
+    ]
+    assert reads(fanout) == {"replica": 2}
+    # Stamped after the pause, or not at all: the primary answers, with the late follower.
+    now = int(time.time() * 1000)
+    both = sorted([early, late])
+    assert graph.follower_ids_in_range(author, 0, 2**62, **everyone, as_of_ms=now) == both
+    assert graph.follower_ids_in_range(author, 0, 2**62, **everyone) == both
+    assert reads(fanout) == {"replica": 2, "primary:too_recent": 1}

@@ -50,6 +50,15 @@ def test_chunk_jobs_carry_the_head_and_their_range() -> None:
     assert [type(j) for j in chunk_jobs(BackfillAuthor(1, "f"), [(0, 5)])] == [BackfillAuthorChunk]
 
 
+def test_chunk_jobs_carry_when_their_head_read_the_followers() -> None:
+    (job,) = chunk_jobs(PushPost(1, 2), [(0, 5)], as_of=1_767_225_600_123)
+    assert job.span.as_of == 1_767_225_600_123
+    assert to_message(job)["as_of"] == 1_767_225_600_123
+    # A chunk of an earlier release (no as_of) reads from the store of record.
+    old = {"kind": "retract", "author_id": 1, "post_id": 2, "after_id": 0, "upto_id": 5}
+    assert parse_job(old) == RetractPostChunk(1, 2, ChunkRange(0, 5, 0, 1, 0))
+
+
 ids = st.integers(1, MAX_ID)
 
 
@@ -59,7 +68,11 @@ def any_job(draw: st.DrawFn) -> object:
     after = draw(st.integers(0, MAX_ID - 1))
     chunks = draw(st.integers(1, 50))
     span = ChunkRange(
-        after, draw(st.integers(after + 1, MAX_ID)), draw(st.integers(0, chunks - 1)), chunks
+        after,
+        draw(st.integers(after + 1, MAX_ID)),
+        draw(st.integers(0, chunks - 1)),
+        chunks,
+        draw(st.sampled_from([0, 1, 1_767_225_600_123])),
     )
     job_id = draw(st.text("0123456789abcdef", min_size=1, max_size=64))
     return draw(
@@ -119,6 +132,9 @@ def test_every_job_round_trips_through_its_message(job: object) -> None:
             "chunk": "0",
             "chunks": 2,
         },
+        {"kind": "fanout", "author_id": 1, "post_id": 1, "upto_id": 5, "as_of": -1},
+        {"kind": "fanout", "author_id": 1, "post_id": 1, "upto_id": 5, "as_of": "1"},
+        {"kind": "fanout", "author_id": 1, "post_id": 1, "upto_id": 5, "as_of": True},
         {"kind": "backfill_author", "author_id": 1},
         {"kind": "backfill_author", "author_id": 1, "job_id": 7},
         {"kind": "backfill_author", "author_id": 1, "job_id": "NOT-HEX"},

@@ -71,8 +71,18 @@ class GraphStore(Protocol):
     ) -> list[User]: ...
     def follower_ids_page(self, author_id: int, after_id: int, limit: int) -> list[int]: ...
     def follower_ids_in_range(
-        self, author_id: int, after_id: int, upto_id: int, *, active_days: int | None
-    ) -> list[int]: ...
+        self,
+        author_id: int,
+        after_id: int,
+        upto_id: int,
+        *,
+        active_days: int | None,
+        as_of_ms: int = 0,
+    ) -> list[int]:
+        """`as_of_ms` (Unix ms): the answer must hold every follow committed before then, and
+        may come from a copy that lags behind the store (0: from the store of record)."""
+        ...
+
     def recently_active_page(
         self, within_hours: int, after: tuple[datetime, int] | None, limit: int
     ) -> list[tuple[datetime, int]]: ...

@@ -220,16 +220,21 @@ class PostgresGraphStore:
         query: Callable[[psycopg.Connection], T],
         *,
         again_if: Callable[[T], bool] | None = None,
+        as_of_ms: int = 0,
     ) -> T:
         """Run a read that tolerates lag: on the replica when the router says so, else (and
         when the replica fails, or its answer says NotFound or `again_if`) on the primary.
-        `users`: whom the read concerns (a pinned one sends it to the primary). The primary
+        `users`: whom the read concerns (a pinned one sends it to the primary); `as_of_ms`:
+        the replica must hold every commit before then (ReplicaRouter.route). The primary
         answers alone while its breaker probes: the probe must reach the primary."""
         replica = self.replica
         if replica is None:
             with self._connection() as conn:
                 return query(conn)
-        route = "probe" if self.breaker.is_open else replica.route(u for u in users if u)
+        if self.breaker.is_open:
+            route = "probe"
+        else:
+            route = replica.route((u for u in users if u), as_of_ms=as_of_ms)
         if route == REPLICA:
             try:
                 with replica.connection() as conn:
@@ -633,6 +638,7 @@ class PostgresGraphStore:
         )
 
     def follower_ids_page(self, author_id: int, after_id: int, limit: int) -> list[int]:
+        # The fan-out head's list: always the primary (FanoutJobHandler._run_head says why).
         with self._connection() as conn:
             rows = conn.execute(
                 "SELECT follower_id FROM follows WHERE followee_id = %s AND follower_id > %s"
@@ -642,9 +648,17 @@ class PostgresGraphStore:
         return [r[0] for r in rows]
 
     def follower_ids_in_range(
-        self, author_id: int, after_id: int, upto_id: int, *, active_days: int | None
+        self,
+        author_id: int,
+        after_id: int,
+        upto_id: int,
+        *,
+        active_days: int | None,
+        as_of_ms: int = 0,
     ) -> list[int]:
-        """Followers in (after_id, upto_id]; only those seen within `active_days` if given."""
+        """Followers in (after_id, upto_id]; only those seen within `active_days` if given.
+        With `as_of_ms` (a fan-out chunk's: when its head read the followers) the replica
+        answers once it holds every commit before then; without, the primary."""
         if active_days is None:
             sql = (
                 "SELECT follower_id FROM follows WHERE followee_id = %(a)s"
@@ -658,11 +672,15 @@ class PostgresGraphStore:
                 " AND u.last_active_at >= now() - make_interval(days => %(days)s)"
                 " ORDER BY f.follower_id"
             )
-        with self._connection() as conn:
-            rows = conn.execute(
-                sql, {"a": author_id, "lo": after_id, "hi": upto_id, "days": active_days}
-            ).fetchall()
-        return [r[0] for r in rows]
+        params = {"a": author_id, "lo": after_id, "hi": upto_id, "days": active_days}
+
+        def followers(conn: psycopg.Connection) -> list[int]:
+            return [r[0] for r in conn.execute(sql, params).fetchall()]
+
+        if not as_of_ms:
+            with self._connection() as conn:
+                return followers(conn)
+        return self._read((), followers, as_of_ms=as_of_ms)
 
     # -- scheduled jobs ------------------------------------------------------------------------
 

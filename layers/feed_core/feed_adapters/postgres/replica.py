@@ -15,6 +15,10 @@ things hold, else it goes to the primary:
   the last transaction it replayed bounds its lag as well (the one clock-based measure; WAL
   order is commit order). A paused or stuck replay, a broken stream or a busy replica that
   falls behind all show as lag; an idle primary does not (its position does not move).
+- For a read stamped `as_of` (a fan-out chunk: when its head job read the follower list, in
+  another process's wall clock), the replica holds every commit before `as_of` plus
+  AS_OF_MARGIN_SECONDS (clocks of two hosts). A chunk run right after its head is read from
+  the primary; the chunks of a wide fan-out that run later, from the replica.
 - The replica answered its last call. A replica that is down, hung, cancels a statement (a
   recovery conflict) or is no longer a standby is left alone for a cool-down (2 s, doubling
   while it stays down, up to 30 s); the read that met the fault is answered by the primary.
@@ -76,6 +80,8 @@ _SAMPLES = 16
 CHECK_TIMEOUT_SECONDS = 0.25
 # Cool-down after a replica fault, doubled while it keeps failing, up to this.
 MAX_COOL_DOWN_SECONDS = 30.0
+# What the wall clocks of two hosts may disagree by (NTP keeps them within milliseconds).
+AS_OF_MARGIN_SECONDS = 0.1
 # Expired pins are swept when this many are held (a pin lasts about a second).
 _PIN_SWEEP = 10_000
 # The server answered but gave up on the statement: its timeout, or a recovery conflict (replay
@@ -104,6 +110,7 @@ class ReplicaRouter:
         telemetry: Telemetry = NO_TELEMETRY,
         cool_down: float = DEFAULT_COOL_DOWN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if check_ms >= max_lag_ms:
             raise ValueError("REPLICA_CHECK_MS must be below REPLICA_MAX_LAG_MS")
@@ -116,6 +123,7 @@ class ReplicaRouter:
         self._telemetry = telemetry
         self._cool_down = cool_down
         self._clock = clock
+        self._wall = wall
         self._samples: deque[tuple[float, int]] = deque(maxlen=_SAMPLES)
         # Every commit that completed (in this process's monotonic time) before `_fresh_at`
         # is on the replica; -inf: nothing known.
@@ -157,8 +165,9 @@ class ReplicaRouter:
 
     # -- routing -----------------------------------------------------------------------------
 
-    def route(self, user_ids: Iterable[int] = ()) -> str:
-        """REPLICA, or why the primary answers: "pinned", "unavailable" or "lagging"."""
+    def route(self, user_ids: Iterable[int] = (), as_of_ms: int = 0) -> str:
+        """REPLICA, or why the primary answers: "pinned", "unavailable", "lagging" or, for a
+        read that needs every commit before `as_of_ms` (Unix ms), "too_recent"."""
         if self.pinned(user_ids):
             return "pinned"
         now = self._clock()
@@ -175,8 +184,11 @@ class ReplicaRouter:
                 return "unavailable"
             finally:
                 self._check_lock.release()
-        if self._clock() - self._fresh_at > self.max_lag:
+        behind = self._clock() - self._fresh_at
+        if behind > self.max_lag:
             return "lagging"
+        if as_of_ms and self._wall() - behind < as_of_ms / 1000 + AS_OF_MARGIN_SECONDS:
+            return "too_recent"
         return REPLICA
 
     def lag(self) -> float:

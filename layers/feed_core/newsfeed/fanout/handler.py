@@ -189,19 +189,29 @@ class FanoutJobHandler:
             after = page[-1]
 
     def _run_head(self, job: HeadJob, run_range: Callable[[ChunkRange], None]) -> bool:
-        """Plan chunks; a single chunk runs here, more are queued. True when all work is done."""
+        """Plan chunks; a single chunk runs here, more are queued. True when all work is done.
+
+        The head reads the follower list from the store of record: it must see every follow
+        committed before the post entered the author's list (a follow's merge of that list
+        covers it otherwise), and it cannot tell when that was. Its chunks then need only the
+        follows committed before this read, `as_of`: a lagging copy that holds those serves."""
+        as_of = int(self._wall_ms())
         ranges = list(plan_chunks(self._follower_ids(job.author_id), self._chunk_size))
         if len(ranges) <= 1:
             for after, upto in ranges:
-                run_range(ChunkRange(after, upto, 0, 1))
+                run_range(ChunkRange(after, upto, 0, 1, as_of))
             return True
-        self._queue.send(chunk_jobs(job, ranges, plan=uuid.uuid4().hex[:12]))
+        self._queue.send(chunk_jobs(job, ranges, plan=uuid.uuid4().hex[:12], as_of=as_of))
         self._telemetry.count(FANOUT_CHUNK_JOBS, len(ranges), kind=METRIC_KIND[type(job)])
         return False
 
     def _push_range(self, author_id: int, post_id: int, span: ChunkRange) -> None:
         followers = self._graph.follower_ids_in_range(
-            author_id, span.after_id, span.upto_id, active_days=self._active_days
+            author_id,
+            span.after_id,
+            span.upto_id,
+            active_days=self._active_days,
+            as_of_ms=span.as_of,
         )
         written = self._feeds.push(followers, post_id)
         self._telemetry.observe(FANOUT_TIMELINES_WRITTEN, written, kind="push")
@@ -213,13 +223,17 @@ class FanoutJobHandler:
     def _retract_range(self, author_id: int, post_id: int, span: ChunkRange) -> None:
         # All followers, active or not: an inactive one's stale timeline is unioned on rebuild.
         followers = self._graph.follower_ids_in_range(
-            author_id, span.after_id, span.upto_id, active_days=None
+            author_id, span.after_id, span.upto_id, active_days=None, as_of_ms=span.as_of
         )
         self._feeds.retract(followers, post_id)
 
     def _backfill_range(self, author_id: int, span: ChunkRange) -> None:
         followers = self._graph.follower_ids_in_range(
-            author_id, span.after_id, span.upto_id, active_days=self._active_days
+            author_id,
+            span.after_id,
+            span.upto_id,
+            active_days=self._active_days,
+            as_of_ms=span.as_of,
         )
         written = self._feeds.backfill(followers, author_id)
         self._telemetry.observe(FANOUT_TIMELINES_WRITTEN, written, kind="backfill")

@@ -3,7 +3,7 @@
 Wire shapes (JSON objects; unchanged since the first release, so messages in flight during a
 deploy still parse):
   {"kind": "fanout", "author_id", "post_id"}                                 head: plans chunks
-  {"kind": "fanout", "author_id", "post_id", "after_id", "upto_id", "chunk", "chunks"}
+  {"kind": "fanout", "author_id", "post_id", "after_id", "upto_id", "chunk", "chunks", "as_of"?}
   {"kind": "retract", ... the same two shapes ...}                           post deleted
   {"kind": "backfill_author", "author_id", "job_id"}                         pull -> push
   {"kind": "backfill_author", "author_id", "job_id", "after_id", "upto_id", "chunk", "chunks",
@@ -11,7 +11,10 @@ deploy still parse):
   {"kind": "merge_author", "reader_id", "author_id"}                         follow follow-up
   {"kind": "refresh_post", "post_id"}                                        cache follow-up
 
-A chunk covers the followers with ids in (after_id, upto_id]. Anything else (an unknown kind, a
+A chunk covers the followers with ids in (after_id, upto_id]. `as_of` (optional, every chunk
+kind; absent in messages of earlier releases): when the head job read the follower list it
+planned from, in Unix milliseconds; a chunk may read its range from a copy of the graph (a read
+replica) that holds every change committed before then. Anything else (an unknown kind, a
 missing or mistyped field, an id out of range, an empty range) is `InvalidJob`: the handler
 reports the message as failed, so SQS retries it and then moves it to the dead-letter queue.
 """
@@ -35,12 +38,14 @@ class InvalidJob(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class ChunkRange:
-    """Followers with ids in (after_id, upto_id], chunk `chunk` of `chunks`."""
+    """Followers with ids in (after_id, upto_id], chunk `chunk` of `chunks`, as the head job
+    saw them at `as_of` (Unix ms; 0: unknown, read them from the store of record)."""
 
     after_id: int
     upto_id: int
     chunk: int
     chunks: int
+    as_of: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +134,17 @@ _CHUNK_OF: dict[type, type] = {
 }
 
 
-def chunk_jobs(head: HeadJob, ranges: list[tuple[int, int]], plan: str = "") -> list[ChunkJob]:
-    """One chunk job per (after_id, upto_id] range, numbered for completion tracking; a
-    backfill's chunks also carry `plan` (see BackfillAuthorChunk)."""
+def chunk_jobs(
+    head: HeadJob, ranges: list[tuple[int, int]], plan: str = "", as_of: int = 0
+) -> list[ChunkJob]:
+    """One chunk job per (after_id, upto_id] range, numbered for completion tracking, read
+    by the head at `as_of`; a backfill's chunks also carry `plan` (see BackfillAuthorChunk)."""
     chunk_type = _CHUNK_OF[type(head)]
     fields = dict(asdict(head))
     if chunk_type is BackfillAuthorChunk:
         fields["plan"] = plan
     return [
-        chunk_type(**fields, span=ChunkRange(after, upto, i, len(ranges)))
+        chunk_type(**fields, span=ChunkRange(after, upto, i, len(ranges), as_of))
         for i, (after, upto) in enumerate(ranges)
     ]
 
@@ -147,7 +154,8 @@ def to_message(job: FanoutJob) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": job.kind}
     for name, value in asdict(job).items():
         if name == "span":
-            body.update(value)
+            # Chunks of earlier releases had no as_of: 0 is left out, as it was.
+            body.update({k: v for k, v in value.items() if k != "as_of" or v})
         elif name != "plan" or value:  # chunks of earlier releases had no plan
             body[name] = value
     return body
@@ -172,7 +180,10 @@ def _span(body: dict[str, Any]) -> ChunkRange:
             raise InvalidJob(f"fan-out job field {name!r} is not an integer")
     if not 0 <= chunk < chunks <= _MAX_CHUNKS:
         raise InvalidJob("fan-out chunk number out of range")
-    return ChunkRange(after, upto, chunk, chunks)
+    as_of = body.get("as_of", 0)
+    if not isinstance(as_of, int) or isinstance(as_of, bool) or not 0 <= as_of <= MAX_ID:
+        raise InvalidJob("fan-out job field 'as_of' must be Unix milliseconds")
+    return ChunkRange(after, upto, chunk, chunks, as_of)
 
 
 def parse_job(body: Any) -> FanoutJob:
