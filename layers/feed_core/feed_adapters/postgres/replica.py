@@ -69,7 +69,7 @@ PRIMARY_POSITION_SQL = """
 SELECT CASE WHEN l % b = 24 OR l % s = 40 THEN l - l % b ELSE l END
   FROM (SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint AS l,
                current_setting('wal_block_size')::bigint AS b,
-               (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS s) w
+               pg_size_bytes(current_setting('wal_segment_size')) AS s) w
 """
 
 # Primary samples kept: enough to find one the replica has replayed past while it trails by
