@@ -18,14 +18,19 @@ from typing import Any
 
 import pytest
 from feed_env import FeedEnv
-from pg_pair import DB, PRIMARY_PORT, STANDBY_PORT, PgPair
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+from pg_pair import DB, PRIMARY_PORT, STANDBY_PORT, PgPair, dsn
 
 from feed_adapters.mongo.engagement_store import MongoEngagementStore
 from feed_adapters.mongo.post_store import MongoPostStore
-from feed_adapters.postgres.graph_store import PostgresGraphStore
+from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 from feed_adapters.postgres.replica import AS_OF_MARGIN_SECONDS, CHECK_TIMEOUT_SECONDS
 from feed_wiring.root import build_services
 from feed_wiring.settings import Settings
+from newsfeed.errors import Forbidden
+from newsfeed.fanout.rule import Threshold
 from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
 from tests.faults.proxy import FaultProxy
 
@@ -180,6 +185,23 @@ def test_a_follow_shows_in_the_followers_next_feed_read_with_replay_paused(
     assert env.services.feed.home_feed(alice, None, 10).items == []
     assert pair.on_standby("SELECT count(*) FROM mutes") == [(0,)]
     assert reads(env) == {"replica": 1, "primary:pinned": 5}
+
+
+def test_a_follow_that_finds_itself_made_already_still_shows_in_the_next_read(
+    make, pair: PgPair
+) -> None:
+    # Another process (a retried request, a second device) committed the follow first; this
+    # one changes nothing, and its user's next read must show the follow all the same.
+    env, others = processes(make, replica_max_lag_ms=30_000)
+    alice, bob = others.user("alice"), others.user("bob")
+    post = others.post(bob)
+    pair.wait_replayed()
+    assert env.services.feed.home_feed(alice, None, 10).items == []
+    pair.pause()
+    others.services.social.follow(alice, bob)
+    env.services.social.follow(alice, bob)  # already following: a no-op
+    assert [p.id for p in env.services.feed.home_feed(alice, None, 10).items] == [post]
+    assert reads(env) == {"replica": 1, "primary:pinned": 1}
 
 
 def test_a_replica_lagging_beyond_the_bound_is_not_read(make, pair: PgPair) -> None:
@@ -399,3 +421,98 @@ def test_a_fan_out_chunk_reads_the_replica_once_it_holds_what_its_head_saw(
     assert graph.follower_ids_in_range(author, 0, 2**62, **everyone, as_of_ms=now) == both
     assert graph.follower_ids_in_range(author, 0, 2**62, **everyone) == both
     assert reads(fanout) == {"replica": 2, "primary:too_recent": 1}
+
+
+# -- model-based: the graph cache and read-your-writes under random lag ---------------------------
+
+N_USERS = 4
+user = st.integers(0, N_USERS - 1)
+pair_of_users = st.tuples(user, st.integers(1, N_USERS - 1)).map(
+    lambda t: (t[0], (t[0] + t[1]) % N_USERS)
+)
+step = st.tuples(
+    st.sampled_from(["follow", "follow", "unfollow", "mute", "unmute", "block", "unblock"]),
+    pair_of_users,
+    st.booleans(),  # written by the routed process (else by another one)
+    st.sampled_from(["keep", "keep", "pause", "resume"]),
+)
+
+
+def change(store: PostgresGraphStore, op: str, x: int, y: int) -> set[int]:
+    """Make the change (whatever it finds: a no-op too); the users it pins in `store`."""
+    threshold = Threshold.of(1000)
+    if op == "follow":
+        try:
+            store.follow(x, y, threshold)
+        except Forbidden:  # across a block: refused, nothing written
+            return set()
+    elif op == "unfollow":
+        store.unfollow(x, y, threshold)
+    elif op == "block":
+        store.block(x, y, threshold)
+    else:
+        getattr(store, op)(x, y)  # mute, unmute, unblock
+    return {x} if op in ("mute", "unmute") else {x, y}
+
+
+@hyp_settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(step, min_size=1, max_size=12))
+def test_graphs_through_a_lagging_replica_never_go_back_and_show_own_writes(
+    pair: PgPair, steps: list[tuple[str, tuple[int, int], bool, str]]
+) -> None:
+    pair.ensure_standby()
+    pair.on_primary("TRUNCATE follows, blocks, mutes, users CASCADE")
+    primary, standby = make_pool(dsn(PRIMARY_PORT)), make_pool(dsn(STANDBY_PORT), name="replica")
+    try:
+        routed = PostgresGraphStore(
+            primary, replica_pool=standby, replica_max_lag_ms=30_000, replica_check_ms=20
+        )
+        other = PostgresGraphStore(primary)
+        base = abs(hash(tuple(steps))) % 10**12 * 100
+        uids = [
+            other.create_user(base + i, f"m|{base + i}", f"m{base + i}", "M").id
+            for i in range(N_USERS)
+        ]
+        pair.wait_replayed()
+        seen: dict[int, tuple[int, int]] = {}
+        own_writes: set[int] = set()
+
+        def read_all() -> None:
+            for uid in uids:
+                got = routed.reader_graph(uid, 7)
+                truth = PostgresGraphStore(primary).reader_graph(uid, 7)
+                cached = routed._graph_cache.get(uid)
+                assert got is not None and truth is not None and cached is not None
+                versions = (cached.version, cached.epoch)
+                previous = seen.get(uid, (0, 0))
+                assert versions >= previous and versions[1] >= previous[1], "back in time"
+                seen[uid] = versions
+                if uid in own_writes:  # pinned: the primary's graph, own writes included
+                    assert got == truth
+
+        read_all()
+        for op, (a, b), by_routed, replay in steps:
+            if replay == "pause":
+                pair.pause()
+            elif replay == "resume":
+                pair.resume()
+            writer = routed if by_routed else other
+            pinned = change(writer, op, uids[a], uids[b])
+            if by_routed:
+                own_writes |= pinned
+            read_all()
+        # Caught up: every read is the primary's graph again, from the replica or not.
+        pair.resume()
+        pair.wait_replayed()
+        time.sleep(0.03)
+        own_writes.clear()
+        read_all()
+        for uid in uids:
+            assert routed.reader_graph(uid, 7) == PostgresGraphStore(primary).reader_graph(uid, 7)
+    finally:
+        primary.close()
+        standby.close()

@@ -429,9 +429,12 @@ class PostgresGraphStore:
                 (follower, followee),
             ).fetchone()
             mode, count = locked[followee]
-            if not inserted:
-                return FollowChange(follower, followee, False, mode)
-            change = self._count_change(conn, follower, followee, mode, count, +1, threshold)
+            if inserted:
+                change = self._count_change(conn, follower, followee, mode, count, +1, threshold)
+            else:
+                change = FollowChange(follower, followee, False, mode)
+        # Also when it changed nothing: the follow it found may be another process's, not
+        # replayed yet; the caller's next read must show it all the same.
         self._wrote(follower, followee)
         return change
 
@@ -457,8 +460,7 @@ class PostgresGraphStore:
             locked = self._lock_pair(conn, follower, followee)
             mode, count = locked[followee]
             change = self._unfollow_in(conn, follower, followee, mode, count, threshold)
-        if change.changed:
-            self._wrote(follower, followee)
+        self._wrote(follower, followee)
         return change
 
     def block(self, blocker: int, blocked: int, threshold: Threshold) -> BlockChange:
@@ -478,8 +480,7 @@ class PostgresGraphStore:
                 change = self._unfollow_in(conn, follower, followee, mode, count, threshold)
                 if change.changed:
                     removed.append(change)
-        if inserted or removed:
-            self._wrote(blocker, blocked)
+        self._wrote(blocker, blocked)
         return BlockChange(bool(inserted), removed)
 
     def unblock(self, blocker: int, blocked: int) -> bool:
@@ -488,11 +489,10 @@ class PostgresGraphStore:
             cur = conn.execute(
                 "DELETE FROM blocks WHERE blocker_id = %s AND blocked_id = %s", (blocker, blocked)
             )
-            if cur.rowcount != 1:
-                return False
-            conn.execute(_BUMP_GRAPH_VERSION, ([blocker, blocked],))
+            if removed := cur.rowcount == 1:
+                conn.execute(_BUMP_GRAPH_VERSION, ([blocker, blocked],))
         self._wrote(blocker, blocked)
-        return True
+        return removed
 
     def mute(self, muter: int, muted: int) -> bool:
         with self._connection() as conn, conn.transaction():
@@ -501,11 +501,10 @@ class PostgresGraphStore:
                 "INSERT INTO mutes (muter_id, muted_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 (muter, muted),
             )
-            if cur.rowcount != 1:
-                return False
-            conn.execute(_BUMP_GRAPH_VERSION, ([muter],))
+            if added := cur.rowcount == 1:
+                conn.execute(_BUMP_GRAPH_VERSION, ([muter],))
         self._wrote(muter)
-        return True
+        return added
 
     def unmute(self, muter: int, muted: int) -> bool:
         with self._connection() as conn, conn.transaction():
@@ -513,11 +512,10 @@ class PostgresGraphStore:
             cur = conn.execute(
                 "DELETE FROM mutes WHERE muter_id = %s AND muted_id = %s", (muter, muted)
             )
-            if cur.rowcount != 1:
-                return False
-            conn.execute(_BUMP_GRAPH_VERSION, ([muter],))
+            if removed := cur.rowcount == 1:
+                conn.execute(_BUMP_GRAPH_VERSION, ([muter],))
         self._wrote(muter)
-        return True
+        return removed
 
     @staticmethod
     def _require_users(conn: psycopg.Connection, *user_ids: int) -> None:
