@@ -516,3 +516,20 @@ def test_graphs_through_a_lagging_replica_never_go_back_and_show_own_writes(
     finally:
         primary.close()
         standby.close()
+
+
+def test_an_aurora_reader_is_not_used_as_a_replica_yet(make, pair: PgPair) -> None:
+    # Aurora readers measure their lag with aurora_replica_status(), not replay positions
+    # (not supported yet): a reader that has the function is refused, reads go to the writer.
+    pair.on_primary(
+        "CREATE FUNCTION aurora_replica_status() RETURNS SETOF record LANGUAGE sql"
+        " AS 'SELECT NULL::record WHERE false'"
+    )
+    try:
+        env, writer = processes(make)
+        dave = writer.user("dave")
+        pair.wait_replayed()
+        assert env.services.profiles.following(dave, None, 10).items == []
+        assert reads(env) == {"primary:unavailable": 1}
+    finally:
+        pair.on_primary("DROP FUNCTION aurora_replica_status()")

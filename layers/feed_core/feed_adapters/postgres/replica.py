@@ -56,9 +56,12 @@ log = logging.getLogger(__name__)
 
 # How far the standby has replayed: its replay position, and how long ago the last transaction
 # it replayed committed (NULL until it has replayed one). Not a standby: no use as a replica.
+# An Aurora reader (it has aurora_replica_status()) shares the writer's storage and reports its
+# lag there, not by replay positions: refused until that check exists (docs/design.md).
 _STANDBY_STATUS_SQL = (
     "SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0')::bigint,"
-    " extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8"
+    " extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8,"
+    " EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'aurora_replica_status')"
 )
 # The primary's WAL insert position: past the commit record of every transaction committed
 # so far, flushed or not (the local primary runs synchronous_commit=off). Right after a page
@@ -204,7 +207,9 @@ class ReplicaRouter:
         with bounded_connection(self.pool, self._wait, self._wait) as conn:
             row = conn.execute(_STANDBY_STATUS_SQL).fetchone()
         assert row is not None
-        in_recovery, replayed, since_replay = row
+        in_recovery, replayed, since_replay, aurora = row
+        if aurora:
+            raise NotAStandby("an Aurora reader: its lag check is not written yet")
         if not in_recovery or replayed is None:
             raise NotAStandby("the replica's server is not a standby")
         fresh_at = max((t for t, p in self._samples if p <= replayed), default=-math.inf)
