@@ -187,6 +187,30 @@ def test_a_follow_shows_in_the_followers_next_feed_read_with_replay_paused(
     assert reads(env) == {"replica": 1, "primary:pinned": 5}
 
 
+def test_a_write_in_one_function_shows_in_the_next_read_of_another(make, pair: PgPair) -> None:
+    """On Lambda the social function follows, mutes and blocks, the feed function reads: two
+    processes, both routed through the replica. The pins they share in Redis send the feed
+    function's next read of the writer to the primary while the replica lacks the write."""
+    feed_fn, setup = processes(make, replica_max_lag_ms=30_000)
+    social_fn = make(replica_max_lag_ms=30_000)  # routed through the replica too
+    alice, bob, carol = setup.user("alice"), setup.user("bob"), setup.user("carol")
+    post, carols = setup.post(bob, "bob's"), setup.post(carol, "carol's")
+    pair.wait_replayed()
+    assert feed_fn.services.feed.home_feed(alice, None, 10).items == []
+    assert reads(feed_fn) == {"replica": 1}
+    pair.pause()
+
+    social_fn.services.social.follow(alice, bob)
+    assert pair.on_standby("SELECT count(*) FROM follows") == [(0,)]
+    assert [p.id for p in feed_fn.services.feed.home_feed(alice, None, 10).items] == [post]
+    assert reads(feed_fn) == {"replica": 1, "primary:pinned": 1}
+    # A reader who wrote nothing is still served by the replica.
+    assert feed_fn.services.feed.home_feed(carol, None, 10).items[0].id == carols
+    assert reads(feed_fn)["replica"] == 2
+    social_fn.services.social.block(alice, bob)
+    assert feed_fn.services.feed.home_feed(alice, None, 10).items == []
+
+
 def test_a_follow_that_finds_itself_made_already_still_shows_in_the_next_read(
     make, pair: PgPair
 ) -> None:

@@ -99,6 +99,17 @@ def build_services(
     from newsfeed.telemetry import NO_TELEMETRY
 
     telemetry = telemetry or NO_TELEMETRY
+    replica_dsn = settings.postgres_replica_dsn
+    if redis_client is None and (timelines is None or (graph is None and replica_dsn)):
+        from feed_adapters.redis.client import make_redis
+
+        redis_client = make_redis(
+            settings.redis_host,
+            settings.redis_port,
+            settings.redis_db,
+            timeout_ms=settings.store_timeout_ms,
+            cluster=settings.redis_cluster,
+        )
     if graph is None:
         from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 
@@ -107,7 +118,6 @@ def build_services(
             # The server gives up first (a clean error), the watchdog only if it is hung.
             "statement_timeout_ms": settings.store_timeout_ms * 9 // 10,
         }
-        replica_dsn = settings.postgres_replica_dsn
         graph = PostgresGraphStore(
             make_pool(settings.postgres_dsn, **pool_args),
             query_timeout_ms=settings.store_timeout_ms,
@@ -118,6 +128,9 @@ def build_services(
             else None,
             replica_max_lag_ms=settings.replica_max_lag_ms,
             replica_check_ms=settings.replica_check_ms,
+            # Read-your-writes across processes (the social function's follow, the feed
+            # function's next read): the pins in Redis too.
+            shared_pins=_write_pins(redis_client) if replica_dsn else None,
         )
     if posts is None or engagement is None:
         from feed_adapters.mongo.database import make_database
@@ -131,18 +144,10 @@ def build_services(
         posts = posts or MongoPostStore(db, breaker)
         engagement = engagement or MongoEngagementStore(db, breaker)
     if timelines is None:
-        from feed_adapters.redis.client import make_redis
         from feed_adapters.redis.timeline_store import RedisTimelineStore
 
         timelines = RedisTimelineStore(
-            redis_client
-            or make_redis(
-                settings.redis_host,
-                settings.redis_port,
-                settings.redis_db,
-                timeout_ms=settings.store_timeout_ms,
-                cluster=settings.redis_cluster,
-            ),
+            redis_client,
             max_len=settings.timeline_max_len,
             post_ttl_seconds=settings.post_cache_ttl_seconds,
             trim_slack=settings.timeline_trim_slack,
@@ -264,3 +269,9 @@ def use_services(settings: Settings, services: Services) -> None:
 def lazy_services(settings: Settings, telemetry: Telemetry | None = None) -> ServicesProvider:
     """A provider for the HTTP app and the jobs: nothing connects until the first call."""
     return partial(get_services, settings, telemetry)
+
+
+def _write_pins(client: Any) -> Any:
+    from feed_adapters.redis.write_pins import RedisWritePins
+
+    return RedisWritePins(client)

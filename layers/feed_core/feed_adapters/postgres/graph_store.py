@@ -23,7 +23,7 @@ from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 
 from ..translate import StoreBreaker, unavailable_on
 from .graph_cache import CachedGraph, ReaderGraphCache
-from .replica import PRIMARY_POSITION_SQL, REPLICA, ReplicaRouter
+from .replica import PRIMARY_POSITION_SQL, REPLICA, ReplicaRouter, SharedPins
 from .watchdog import bounded_connection
 
 if TYPE_CHECKING:
@@ -177,6 +177,7 @@ class PostgresGraphStore:
         replica_pool: ConnectionPool | None = None,
         replica_max_lag_ms: int = 1_000,
         replica_check_ms: int = 250,
+        shared_pins: SharedPins | None = None,
     ) -> None:
         """`replica_pool`: a read replica's; the reads that tolerate lag go to it while it is
         healthy and caught up (replica.py). None: every read on the primary."""
@@ -193,6 +194,7 @@ class PostgresGraphStore:
                 check_ms=replica_check_ms,
                 query_timeout_ms=query_timeout_ms,
                 telemetry=telemetry,
+                shared_pins=shared_pins,
             )
 
     @contextmanager

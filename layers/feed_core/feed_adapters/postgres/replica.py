@@ -25,9 +25,10 @@ things hold, else it goes to the primary:
   Checks and connections to the replica wait at most CHECK_TIMEOUT_SECONDS, so most faults
   cost one request that much, not a whole query timeout.
 
-The router keeps no state in the database and none across processes: each process checks for
-itself, and pins hold only in the process that wrote (docs/design.md says what that means for
-Lambda, where the social and the feed functions are different processes).
+The router keeps no state in the database: each process checks for itself. Pins are kept in
+the process that wrote and, given `shared_pins` (Redis: the composition root passes them),
+where every process sees them: on Lambda the social and the feed functions are different
+processes, and a follow there must show in the feed function's next read.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from psycopg import errors as pg_errors
 
@@ -94,6 +95,15 @@ _BUSY = (pg_errors.QueryCanceled, pg_errors.SerializationFailure, pg_errors.Lock
 REPLICA = "replica"
 
 
+class SharedPins(Protocol):
+    """Pins every process sees (redis/write_pins.py): the social function's writes reach the
+    feed function's routing."""
+
+    def pin(self, user_ids: Iterable[int], seconds: float) -> None: ...
+
+    def pinned(self, user_ids: Iterable[int]) -> bool: ...
+
+
 class NotAStandby(Exception):
     """The replica's server is not (or no longer) in recovery: promoted, or a primary."""
 
@@ -111,6 +121,7 @@ class ReplicaRouter:
         check_ms: int,
         query_timeout_ms: int,
         telemetry: Telemetry = NO_TELEMETRY,
+        shared_pins: SharedPins | None = None,
         cool_down: float = DEFAULT_COOL_DOWN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -135,6 +146,7 @@ class ReplicaRouter:
         self._down_until = -math.inf
         self._failures = 0  # in a row
         self._pins: dict[int, float] = {}
+        self._shared = shared_pins
         self._check_lock = threading.Lock()
         # Reads by where they went: "replica", or "primary:<why>" (pinned, unavailable,
         # lagging, failed, retried). For tests and the curious; never reset.
@@ -149,6 +161,12 @@ class ReplicaRouter:
         pins = self._pins
         for user_id in user_ids:
             pins[user_id] = until
+        if self._shared is not None:
+            try:
+                self._shared.pin(user_ids, self.max_lag + self.check_interval)
+            except Exception:  # committed already: other processes may read it late
+                self._telemetry.count(STORE_ERRORS, store="redis", kind="unavailable")
+                log.warning("write pin of %s not shared; other processes may lag", user_ids)
         if len(pins) > _PIN_SWEEP:
             now = self._clock()
             for user_id, expiry in list(pins.items()):
@@ -171,7 +189,8 @@ class ReplicaRouter:
     def route(self, user_ids: Iterable[int] = (), as_of_ms: int = 0) -> str:
         """REPLICA, or why the primary answers: "pinned", "unavailable", "lagging" or, for a
         read that needs every commit before `as_of_ms` (Unix ms), "too_recent"."""
-        if self.pinned(user_ids):
+        users = list(user_ids)
+        if self.pinned(users):
             return "pinned"
         now = self._clock()
         if now < self._down_until:
@@ -192,6 +211,13 @@ class ReplicaRouter:
             return "lagging"
         if as_of_ms and self._wall() - behind < as_of_ms / 1000 + AS_OF_MARGIN_SECONDS:
             return "too_recent"
+        if self._shared is not None and users:
+            # Pinned by another process (last: only a read bound for the replica pays it).
+            try:
+                if self._shared.pinned(users):
+                    return "pinned"
+            except Exception:
+                return "pins_unavailable"
         return REPLICA
 
     def lag(self) -> float:

@@ -147,6 +147,11 @@ def impressions_dropped_key(tag: str, hour: str) -> str:
     return f"{{{tag}}}:dropped:{hour}"
 
 
+def write_pin_key(user_id: int) -> str:
+    """The user wrote to the graph within the replica's lag bound (write_pins.py)."""
+    return f"pin:{{{user_id}}}"
+
+
 def backfill_key(author_id: int, job_id: str) -> str:
     return f"bf:{{{author_id}}}:{job_id}"
 
