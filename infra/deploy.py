@@ -311,6 +311,11 @@ def stack_parameters(settings: Settings, stage: str, jwks_url: str) -> dict[str,
         "TimelineMaxLen": str(settings.timeline_max_len),
         # REDIS_CLUSTER=true (a local Redis Cluster, TOPOLOGY=scaled): the functions too.
         "RedisCluster": "true" if settings.redis_cluster else "false",
+        # POSTGRES_REPLICA_HOST (the local standby, TOPOLOGY=scaled): the functions read it too.
+        "PostgresReplicaHost": settings.postgres_replica_host or "",
+        "PostgresReplicaPort": str(settings.postgres_replica_port)
+        if settings.postgres_replica_host
+        else "",
         # The scheduled functions push their runs to the local Pushgateway (`make up` sets it).
         "PushgatewayUrl": settings.pushgateway_url or "",
     }

@@ -668,3 +668,16 @@ def test_samconfig_names_template_parameters_and_prod_creates_the_stores(templat
     else:
         assert {"RedisReplicationGroup", "AuroraCluster", "AuroraReaderInstance"} <= stack.stores()
         assert stack.store_env()["REDIS_CLUSTER"] == "true"
+
+
+def test_the_emulator_deploy_passes_a_configured_replica_to_the_functions(template):
+    """POSTGRES_REPLICA_HOST/PORT in the settings (the local standby): infra/deploy.py hands
+    them to the template, and every function gets them."""
+    env = {"POSTGRES_REPLICA_HOST": "127.0.0.1", "POSTGRES_REPLICA_PORT": "15433"}
+    stack = _Stack(template, **_local_deploy_parameters(env))
+    assert stack.stores() == set()
+    functions = stack.store_env()
+    assert (functions["POSTGRES_REPLICA_HOST"], functions["POSTGRES_REPLICA_PORT"]) == (
+        "127.0.0.1",
+        "15433",
+    )
