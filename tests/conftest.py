@@ -45,16 +45,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`run_last` tests wait for something that happens by itself (the deployed stack's
     schedules fire a minute after it is created): run them at the end, so that minute passes
     while the other tests run. The sort is stable: everything else keeps its order."""
-    items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)
+    # In the cluster pass (REDIS_CLUSTER=true) the deployed stack's tests go after every other:
+    # its scheduled jobs would share the cluster's only database with them (tests/e2e).
+    cluster = make_test_settings().redis_cluster
+    e2e = Path(__file__).parent / "e2e"
+
+    def late(item: pytest.Item) -> tuple[bool, bool]:
+        last = item.get_closest_marker("run_last") is not None
+        return (cluster and e2e in Path(item.path).parents, last)
+
+    items.sort(key=late)
     # `TOPOLOGY=scaled make test` runs these again with REDIS_CLUSTER=true (infra/devstack.py):
-    # every test of the stores' integration suite (its services are built from the test
-    # settings, whose Redis is the cluster then) and every other user of the Redis fixture.
-    integration = Path(__file__).parent / "integration"
-    # Not those marked own_redis: they start a Redis (Cluster) of their own.
+    # every test of the stores' integration suite and of the deployed stack (their services are
+    # built from the test settings, whose Redis is the cluster then) and every other user of
+    # the Redis fixture. Not those marked own_redis: they start a Redis (Cluster) of their own.
+    stores = (Path(__file__).parent / "integration", e2e)
     for item in items:
         if item.get_closest_marker("own_redis"):
             continue
-        if integration in Path(item.path).parents or "redis_client" in getattr(
+        if any(d in Path(item.path).parents for d in stores) or "redis_client" in getattr(
             item, "fixturenames", ()
         ):
             item.add_marker(pytest.mark.uses_redis)

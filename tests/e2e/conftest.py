@@ -4,7 +4,10 @@ One stack per test session, `feed-e2e`, deployed with infra/deploy.py exactly as
 deploys `feed-local` (sam build, cached by source digest; SSM parameters and the store secret;
 the JWKS for the JWT authorizer), but over databases of its own (PostgreSQL and MongoDB
 `feed_e2e`, Redis db 12) and with every schedule at one minute. Its scheduled jobs therefore
-never touch the other tests' data, and the stack is deleted at the end of the session.
+never touch the other tests' data, and the stack is deleted at the end of the session. In the
+cluster pass (REDIS_CLUSTER=true) the stack's functions use the cluster, whose only database
+the other tests use too: these tests run after all of those (tests/conftest.py), so the
+stack's schedules never run beside them.
 """
 
 from __future__ import annotations
@@ -35,14 +38,22 @@ SCHEDULES = {
 def e2e_settings(settings: Settings) -> Settings:
     if not settings.aws_endpoint_url:
         pytest.skip("AWS_ENDPOINT_URL is empty: no emulator to deploy the stack to")
-    return dataclasses.replace(settings, **E2E_DBS)
+    # A Redis Cluster (the cluster pass of TOPOLOGY=scaled) has database 0 only: the stack
+    # shares it with the other tests, which run before these then (tests/conftest.py).
+    redis_db = 0 if settings.redis_cluster else E2E_DBS["redis_db"]
+    return dataclasses.replace(settings, **{**E2E_DBS, "redis_db": redis_db})
 
 
 @pytest.fixture(scope="session")
 def e2e_redis(e2e_settings: Settings) -> Iterator[redis.Redis]:
     from feed_adapters.redis.client import make_redis
 
-    client = make_redis(e2e_settings.redis_host, e2e_settings.redis_port, e2e_settings.redis_db)
+    client = make_redis(
+        e2e_settings.redis_host,
+        e2e_settings.redis_port,
+        e2e_settings.redis_db,
+        cluster=e2e_settings.redis_cluster,
+    )
     yield client
     client.close()
 

@@ -90,7 +90,7 @@ def test_the_cluster_pass_points_the_test_settings_at_the_first_node(monkeypatch
     assert (settings.redis_port, settings.redis_cluster, settings.redis_db) == (23001, True, 0)
 
 
-def test_the_cluster_pass_selects_the_store_tests_and_no_unit_test():
+def test_the_cluster_pass_selects_the_store_and_stack_tests_and_no_unit_test():
     import subprocess
     import sys
     from pathlib import Path
@@ -107,4 +107,5 @@ def test_the_cluster_pass_selects_the_store_tests_and_no_unit_test():
     selected = {line.split("::")[0] for line in out.stdout.splitlines() if "::" in line}
     assert "tests/integration/test_timeline_push.py" in selected, out.stdout[-2000:]
     assert "tests/integration/api/test_api_feed.py" in selected  # services from the settings
-    assert all(path.startswith("tests/integration/") for path in selected), selected
+    assert "tests/e2e/test_deployed_stack.py" in selected  # the stack's functions: the cluster
+    assert all(path.startswith(("tests/integration/", "tests/e2e/")) for path in selected)
