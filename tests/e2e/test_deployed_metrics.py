@@ -9,11 +9,11 @@ import json
 from typing import Any
 
 import pytest
-from conftest import E2E_STAGE, wait_for
 
 from feed_wiring.settings import Settings
 from infra import deploy
 from newsfeed.telemetry import CATALOGUE
+from tests.e2e.conftest import E2E_STAGE, wait_for
 
 pytestmark = pytest.mark.e2e
 UNITS = {m.name: m.unit for m in CATALOGUE}

@@ -5,9 +5,9 @@ feed function; and the three scheduled functions firing from their EventBridge s
 from __future__ import annotations
 
 import pytest
-from conftest import wait_for
 
 from feed_adapters.redis.keys import timeline_key, timeline_meta_key
+from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 

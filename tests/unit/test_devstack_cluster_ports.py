@@ -96,7 +96,6 @@ def test_the_cluster_pass_selects_the_store_and_stack_tests_and_no_unit_test():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    # The order pytest collects them in a whole run (tests/e2e imports its conftest by name).
     select = ["-m", devstack.CLUSTER_PASS_MARKER, "tests/e2e", "tests/integration", "tests/unit"]
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", *select],
