@@ -542,18 +542,43 @@ def test_graphs_through_a_lagging_replica_never_go_back_and_show_own_writes(
         standby.close()
 
 
-def test_an_aurora_reader_is_not_used_as_a_replica_yet(make, pair: PgPair) -> None:
-    # Aurora readers measure their lag with aurora_replica_status(), not replay positions
-    # (not supported yet): a reader that has the function is refused, reads go to the writer.
+def test_an_aurora_reader_is_used_while_its_readers_lag_within_the_bound(
+    make, pair: PgPair
+) -> None:
+    """Aurora readers report their lag in aurora_replica_status(), not by replay positions: the
+    router takes the worst reader's replica_lag_in_msec. Here a look-alike of the function
+    (replicated to the standby) reports what the test writes into a table."""
     pair.on_primary(
-        "CREATE FUNCTION aurora_replica_status() RETURNS SETOF record LANGUAGE sql"
-        " AS 'SELECT NULL::record WHERE false'"
+        "CREATE TABLE aurora_fake (server_id text, session_id text, replica_lag_in_msec real)"
+    )
+    pair.on_primary(
+        "CREATE FUNCTION aurora_replica_status() RETURNS SETOF aurora_fake LANGUAGE sql"
+        " AS 'SELECT * FROM aurora_fake'"
     )
     try:
-        env, writer = processes(make)
+        pair.on_primary(
+            "INSERT INTO aurora_fake VALUES ('writer', 'MASTER_SESSION_ID', 0),"
+            " ('reader-1', 'a1', 20), ('reader-2', 'a2', 35)"
+        )
+        env, writer = processes(make, replica_max_lag_ms=300, replica_check_ms=50)
         dave = writer.user("dave")
         pair.wait_replayed()
         assert env.services.profiles.following(dave, None, 10).items == []
-        assert reads(env) == {"primary:unavailable": 1}
+        assert reads(env) == {"replica": 1}
+        # One reader falls behind beyond the bound: every read goes to the writer.
+        pair.on_primary(
+            "UPDATE aurora_fake SET replica_lag_in_msec = 5000 WHERE server_id = 'reader-2'"
+        )
+        pair.wait_replayed()
+        time.sleep(0.06)  # past the check interval
+        assert env.services.profiles.following(dave, None, 10).items == []
+        assert reads(env) == {"replica": 1, "primary:lagging": 1}
+        # No reader reports (all gone): not a usable replica.
+        pair.on_primary("DELETE FROM aurora_fake WHERE session_id <> 'MASTER_SESSION_ID'")
+        pair.wait_replayed()
+        time.sleep(0.06)
+        assert env.services.profiles.following(dave, None, 10).items == []
+        assert reads(env)["primary:unavailable"] == 1
     finally:
         pair.on_primary("DROP FUNCTION aurora_replica_status()")
+        pair.on_primary("DROP TABLE aurora_fake")

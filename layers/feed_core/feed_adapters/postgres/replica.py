@@ -58,11 +58,17 @@ log = logging.getLogger(__name__)
 # How far the standby has replayed: its replay position, and how long ago the last transaction
 # it replayed committed (NULL until it has replayed one). Not a standby: no use as a replica.
 # An Aurora reader (it has aurora_replica_status()) shares the writer's storage and reports its
-# lag there, not by replay positions: refused until that check exists (docs/design.md).
+# lag there, not by replay positions: _AURORA_LAG_SQL instead.
 _STANDBY_STATUS_SQL = (
     "SELECT pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0')::bigint,"
     " extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8,"
     " EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'aurora_replica_status')"
+)
+# Aurora: how far the most lagging reader trails the writer, in ms (the reader endpoint hands a
+# connection to any reader, so the bound is the worst of them). NULL: no reader reports.
+_AURORA_LAG_SQL = (
+    "SELECT max(replica_lag_in_msec)::float8 FROM aurora_replica_status()"
+    " WHERE session_id <> 'MASTER_SESSION_ID'"
 )
 # The primary's WAL insert position: past the commit record of every transaction committed
 # so far, flushed or not (the local primary runs synchronous_commit=off). Right after a page
@@ -232,10 +238,18 @@ class ReplicaRouter:
         asked_at = self._clock()
         with bounded_connection(self.pool, self._wait, self._wait) as conn:
             row = conn.execute(_STANDBY_STATUS_SQL).fetchone()
-        assert row is not None
-        in_recovery, replayed, since_replay, aurora = row
+            assert row is not None
+            in_recovery, replayed, since_replay, aurora = row
+            lag = conn.execute(_AURORA_LAG_SQL).fetchone() if aurora else None
+        lag_ms = lag[0] if lag else None
         if aurora:
-            raise NotAStandby("an Aurora reader: its lag check is not written yet")
+            # Aurora reports each reader's lag itself; no replay positions to compare.
+            if lag_ms is None:
+                raise NotAStandby("no Aurora reader reports its lag")
+            self._fresh_at = asked_at - max(0.0, lag_ms) / 1000
+            self._checked_at = asked_at
+            self._failures = 0
+            return
         if not in_recovery or replayed is None:
             raise NotAStandby("the replica's server is not a standby")
         fresh_at = max((t for t, p in self._samples if p <= replayed), default=-math.inf)
