@@ -6,12 +6,14 @@ rest of the suite to the same rule."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from feed_adapters.postgres import sharding
-from feed_adapters.postgres.graph_store import _READER_GRAPH_SQL, PostgresGraphStore
+from feed_adapters.postgres.graph_store import _READER_GRAPH_SQL, PostgresGraphStore, make_pool
 from feed_adapters.postgres.sharding import SingleShard, normalise
 from newsfeed.fanout.rule import Threshold
 from tests.shard_rule import Call, StatementLog, check, registry
@@ -113,3 +115,27 @@ def test_a_statement_added_to_the_adapter_without_registering_it_fails(
     assert "add it to feed_adapters/postgres/sharding.py" in str(report)
     assert all(isinstance(call, Call) for call in calls)
     assert sharding.CROSS_SHARD  # the list a reviewer would add it to, with why
+
+
+def test_follows_both_ways_at_once_do_not_deadlock(settings: Any, clean_stores: None) -> None:
+    # _lock_pair locks one user a statement (one shard each once sharded), always in id order:
+    # A-follows-B and B-follows-A running together wait for each other, never deadlock.
+    pool = make_pool(settings.postgres_dsn, min_size=4, max_size=4)
+    try:
+        store = PostgresGraphStore(pool)
+        a, b = (store.create_user(950_000 + i, f"dl|{i}", f"dl_{i}", "D").id for i in range(2))
+        start = threading.Barrier(4)
+
+        def churn(follower: int, followee: int) -> None:
+            start.wait()
+            for _ in range(40):
+                store.follow(follower, followee, THRESHOLD)
+                store.unfollow(follower, followee, THRESHOLD)
+
+        with ThreadPoolExecutor(4) as workers:
+            runs = [workers.submit(churn, *pair) for pair in ((a, b), (b, a), (a, b), (b, a))]
+            for run in runs:
+                run.result()  # a deadlock would raise GraphStoreUnavailable (busy) here
+        assert store.get_user(a).follower_count == store.get_user(b).follower_count == 0
+    finally:
+        pool.close()

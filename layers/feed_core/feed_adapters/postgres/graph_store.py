@@ -267,12 +267,17 @@ class PostgresGraphStore:
 
     @staticmethod
     def _lock_pair(conn: psycopg.Connection, a: int, b: int) -> dict[int, tuple[str, int]]:
-        rows = conn.execute(
-            "SELECT id, fanout_mode, follower_count FROM users WHERE id = ANY(%s)"
-            " ORDER BY id FOR UPDATE",
-            ([a, b],),
-        ).fetchall()
-        found = {r[0]: (r[1], r[2]) for r in rows}
+        # One row a statement, in id order: each stays on its user's shard once sharded (Citus
+        # refuses FOR UPDATE across shards), and the order still keeps concurrent follows of A
+        # and B from deadlocking.
+        found = {}
+        for user_id in sorted({a, b}):
+            row = conn.execute(
+                "SELECT fanout_mode, follower_count FROM users WHERE id = %s FOR UPDATE",
+                (user_id,),
+            ).fetchone()
+            if row is not None:
+                found[user_id] = (row[0], row[1])
         for user_id in (a, b):
             if user_id not in found:
                 raise NotFound(f"user {user_id} not found")

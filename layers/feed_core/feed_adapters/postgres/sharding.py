@@ -90,6 +90,8 @@ SINGLE_SHARD: tuple[SingleShard, ...] = (
         "SELECT backfill_job FROM users WHERE id = %s AND fanout_mode = 'push_pending'", (_UID,)
     ),
     SingleShard("UPDATE users SET last_active_at = now() WHERE id = %s", (_UID,)),
+    # Follow, unfollow and block lock their two users one statement each, in id order.
+    SingleShard("SELECT fanout_mode, follower_count FROM users WHERE id = %s FOR UPDATE", (_UID,)),
     # The profile's owner u: its row, the blocks u made (by blocker) and u received (by blocked).
     SingleShard(
         "SELECT EXISTS (SELECT 1 FROM blocks"
@@ -177,13 +179,6 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
         " per process, so a read pays this once per process and caller)",
     ),
     CrossShard(
-        "SELECT id, fanout_mode, follower_count FROM users WHERE id = ANY(%s)"
-        " ORDER BY id FOR UPDATE",
-        "locks both users of a follow, unfollow or block in id order: two shards, but the"
-        " transaction writes both anyway (each side's counters, both copies of the edge);"
-        " split per user it would cost every graph write a round trip",
-    ),
-    CrossShard(
         "SELECT id FROM users WHERE id = ANY(%s)",
         "existence of both users of an unblock, mute or unmute (two shards), or of one page's"
         " owner (one); no foreign key can check a row on another shard",
@@ -191,7 +186,8 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
     CrossShard(
         _BUMP_GRAPH_VERSION,
         "new graph versions for both users of a block or unblock (two shards; the muter alone"
-        f" for a mute); {_DISTRIBUTED_WRITE}",
+        " for a mute), locked in id order by a FOR UPDATE that Citus refuses across shards:"
+        " one UPDATE per user in id order at the move, a round trip more for those two",
     ),
     CrossShard(
         "INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s)"
@@ -231,7 +227,8 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
         " AND backfill_at < now() - make_interval(secs => %s)"
         " ORDER BY backfill_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, backfill_job",
         "repair job, every minute: pending backfills of any author, on every shard (each an"
-        " index scan of users_pending_backfill_idx, almost always empty), run in parallel",
+        " index scan of users_pending_backfill_idx, almost always empty); its FOR UPDATE SKIP"
+        " LOCKED needs one shard, so at the move it runs per shard",
     ),
     CrossShard(
         f"SELECT {_PAGE_COLUMNS} FROM follows f JOIN users u ON u.id = f.follower_id"
