@@ -258,13 +258,18 @@ def load_postgres(graph: Graph, conninfo: str) -> dict[str, float]:
     with psycopg.connect(conninfo, connect_timeout=5) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute("SET maintenance_work_mem = '256MB'")
-        conn.execute("TRUNCATE follows, blocks, mutes, users")
+        conn.execute("TRUNCATE follows, blocks, mutes, author_modes, users")
         conn.execute("DROP INDEX IF EXISTS follows_followee_follower_idx")
         with conn.cursor().copy(
             "COPY users (id, auth_subject, handle, display_name, follower_count,"
             " following_count, fanout_mode, last_active_at) FROM STDIN"
         ) as copy:
             copy.write(users.getvalue())
+        # The modes' copy the graph read joins (migration 0007): the pull-mode authors.
+        conn.execute(
+            "INSERT INTO author_modes (author_id, fanout_mode)"
+            " SELECT id, fanout_mode FROM users WHERE fanout_mode <> 'push'"
+        )
         t_users = time.perf_counter()
         step = 500_000
         with conn.cursor().copy("COPY follows (follower_id, followee_id) FROM STDIN") as copy:
@@ -281,6 +286,7 @@ def load_postgres(graph: Graph, conninfo: str) -> dict[str, float]:
         conn.autocommit = True
         conn.execute("ANALYZE users")
         conn.execute("ANALYZE follows")
+        conn.execute("ANALYZE author_modes")
     t_end = time.perf_counter()
     return {
         "users_s": round(t_users - t0, 2),

@@ -15,6 +15,10 @@ import pytest
 
 from feed_wiring.settings import Settings
 
+# Every statement the graph adapter sends during the session is checked against the shard rule
+# (tests/shard_rule.py, feed_adapters/postgres/sharding.py).
+pytest_plugins = ("tests.shard_rule",)
+
 TEST_ENV_DEFAULTS = {
     "POSTGRES_DB": "feed_test",
     "MONGODB_DB": "feed_test",

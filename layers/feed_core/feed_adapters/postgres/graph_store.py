@@ -40,6 +40,8 @@ _USER_COLUMNS = (
 # replica that has not replayed what the caller already saw), then the edges, sent only when
 # stale and not behind (a NULL version, nothing cached, is always stale and never behind). The
 # `send` InitPlan runs once; when false each edge scan is skipped by its one-time filter.
+# The followees' modes come from author_modes, not from their users rows, so every row read is
+# keyed by the reader: one shard once users are sharded (sharding.py).
 _READER_GRAPH_SQL = """
 WITH me AS (
     SELECT u.graph_version, e.mode_epoch,
@@ -53,8 +55,8 @@ WITH me AS (
 ), send AS (SELECT stale AND NOT behind AS edges FROM me)
 SELECT 'u', graph_version, NULL, inactive, touch_due, mode_epoch, stale, behind FROM me
 UNION ALL
-SELECT 'f', f.followee_id, u.fanout_mode, NULL, NULL, NULL, NULL, NULL
-  FROM follows f JOIN users u ON u.id = f.followee_id
+SELECT 'f', f.followee_id, coalesce(m.fanout_mode, 'push'), NULL, NULL, NULL, NULL, NULL
+  FROM follows f LEFT JOIN author_modes m ON m.author_id = f.followee_id
  WHERE f.follower_id = %(r)s AND (SELECT edges FROM send)
 UNION ALL
 SELECT 'm', muted_id, NULL, NULL, NULL, NULL, NULL, NULL FROM mutes
@@ -109,6 +111,13 @@ _BUMP_GRAPH_VERSION = (
 )
 # A new mode epoch (in the transaction that changed a user's fanout_mode).
 _BUMP_MODE_EPOCH = "UPDATE graph_epoch SET mode_epoch = nextval('graph_version_seq')"
+# The copy of a mode the graph read joins (migration 0007), in the same transaction: a row for
+# an author in pull or push_pending mode, none in push.
+_SET_AUTHOR_MODE = (
+    "INSERT INTO author_modes (author_id, fanout_mode) VALUES (%s, %s)"
+    " ON CONFLICT (author_id) DO UPDATE SET fanout_mode = excluded.fanout_mode"
+)
+_DROP_AUTHOR_MODE = "DELETE FROM author_modes WHERE author_id = %s"
 
 
 def _user(row: Sequence[Any]) -> User:
@@ -363,6 +372,7 @@ class PostgresGraphStore:
             )
             if cur.rowcount != 1:
                 return False
+            conn.execute(_DROP_AUTHOR_MODE, (author_id,))
             conn.execute(_BUMP_MODE_EPOCH)
             return True
 
@@ -370,12 +380,17 @@ class PostgresGraphStore:
 
     @staticmethod
     def _lock_pair(conn: psycopg.Connection, a: int, b: int) -> dict[int, tuple[str, int]]:
-        rows = conn.execute(
-            "SELECT id, fanout_mode, follower_count FROM users WHERE id = ANY(%s)"
-            " ORDER BY id FOR UPDATE",
-            ([a, b],),
-        ).fetchall()
-        found = {r[0]: (r[1], r[2]) for r in rows}
+        # One row a statement, in id order: each stays on its user's shard once sharded (Citus
+        # refuses FOR UPDATE across shards), and the order still keeps concurrent follows of A
+        # and B from deadlocking.
+        found = {}
+        for user_id in sorted({a, b}):
+            row = conn.execute(
+                "SELECT fanout_mode, follower_count FROM users WHERE id = %s FOR UPDATE",
+                (user_id,),
+            ).fetchone()
+            if row is not None:
+                found[user_id] = (row[0], row[1])
         for user_id in (a, b):
             if user_id not in found:
                 raise NotFound(f"user {user_id} not found")
@@ -409,6 +424,8 @@ class PostgresGraphStore:
         )
         new_mode, crossing = mode_after_count(mode, count + delta, threshold)
         if new_mode != mode:
+            # Only a backfill makes an author push again (finish_backfill drops the row).
+            conn.execute(_SET_AUTHOR_MODE, (followee, new_mode))
             conn.execute(_BUMP_MODE_EPOCH)
         # A crossing to push_pending names the one backfill job that may finish it.
         job = uuid.uuid4().hex if crossing == "to_push_pending" else None
