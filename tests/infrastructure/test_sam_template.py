@@ -668,3 +668,18 @@ def test_samconfig_names_template_parameters_and_prod_creates_the_stores(templat
     else:
         assert {"RedisReplicationGroup", "AuroraCluster", "AuroraReaderInstance"} <= stack.stores()
         assert stack.store_env()["REDIS_CLUSTER"] == "true"
+
+
+def test_the_cleanup_function_gets_its_retention_settings_from_parameters(template):
+    """ENGAGEMENT_RETENTION_DAYS reaches the cleanup job (the only one that reads it), the
+    template's default being the setting's own; the emulator deploy passes the local settings."""
+    from feed_wiring.settings import Settings
+
+    names = ("ENGAGEMENT_RETENTION_DAYS",)
+    defaults = _Stack(template).env("CleanupFunction")
+    settings = Settings.from_env({k: str(defaults[k]) for k in names})
+    assert settings.engagement_retention_days == Settings().engagement_retention_days
+    env = _Stack(template, EngagementRetentionDays="3").env("CleanupFunction")
+    assert env["ENGAGEMENT_RETENTION_DAYS"] == "3"
+    local = _local_deploy_parameters({"ENGAGEMENT_RETENTION_DAYS": "2"})
+    assert local["EngagementRetentionDays"] == "2"

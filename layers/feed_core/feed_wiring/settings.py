@@ -71,6 +71,8 @@ class Settings:
     prewarm_active_hours: int = 24
     prewarm_max_users: int = 20_000
     prewarm_page_size: int = 20
+    # Cleanup. Raw engagement events are kept this many days, and dropped only once rolled up.
+    engagement_retention_days: int = 7
     # Auth.
     jwt_issuer: str = "https://auth.feed.local"
     jwt_audience: str = "feed-api"
@@ -97,6 +99,7 @@ class Settings:
             prewarm_active_hours=self.prewarm_active_hours,
             prewarm_max_users=self.prewarm_max_users,
             prewarm_page_size=self.prewarm_page_size,
+            engagement_retention_days=self.engagement_retention_days,
         )
 
     @property

@@ -22,6 +22,8 @@ class FeedRules:
     prewarm_active_hours: int = 24
     prewarm_max_users: int = 20_000
     prewarm_page_size: int = 20
+    # Cleanup: raw engagement events are kept this many days (and until rolled up).
+    engagement_retention_days: int = 7
 
     @property
     def threshold(self) -> Threshold:

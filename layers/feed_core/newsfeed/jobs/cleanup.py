@@ -1,8 +1,10 @@
 """Cleanup (the scheduled `cleanup` function): what no TTL does.
 
-Redis keeps the home timelines of active users only, and idempotency claims (MongoDB
+Redis keeps the home timelines of active users only, idempotency claims (MongoDB
 `post_requests`) are deleted once older than IDEMPOTENCY_KEY_HOURS (FerretDB has no TTL indexes;
-on DocumentDB a TTL index could do it, the job does it on both).
+on DocumentDB a TTL index could do it, the job does it on both), and raw engagement events go
+ENGAGEMENT_RETENTION_DAYS after they happened, once the roll-up has counted them
+(`retention.py`).
 
 Fan-out already skips followers inactive beyond ACTIVE_DAYS, and their next read rebuilds the
 timeline from the author lists, so an inactive user's timeline is dead weight: this job walks
@@ -23,6 +25,7 @@ from ..posting.rules import IDEMPOTENCY_KEY_HOURS
 
 if TYPE_CHECKING:
     from ..ports import TimelineStore
+    from .retention import EventRetention
 
 # A timeline (re)built this recently belongs to a reader who is back; never drop it.
 REBUILT_GRACE_MS = 10 * 60 * 1000
@@ -39,12 +42,18 @@ class CleanupReport:
     dropped: int
     seconds: float
     claims_expired: int = 0
+    event_days_dropped: int = 0
+    legacy_events_deleted: int = 0
+    impression_counts_deleted: int = 0
 
     def to_dict(self) -> dict[str, int | float]:
         return {
             "timelines_seen": self.timelines_seen,
             "dropped": self.dropped,
             "claims_expired": self.claims_expired,
+            "event_days_dropped": self.event_days_dropped,
+            "legacy_events_deleted": self.legacy_events_deleted,
+            "impression_counts_deleted": self.impression_counts_deleted,
             "seconds": self.seconds,
         }
 
@@ -61,9 +70,11 @@ class TimelineCleanup:
         *,
         active_days: int,
         claims: ClaimExpiry | None = None,
+        events: EventRetention | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._claims = claims
+        self._events = events
         self._users = users
         self._timelines = timelines
         self._active_days = active_days
@@ -78,8 +89,19 @@ class TimelineCleanup:
             inactive = self._users.inactive_among(owners, self._active_days)
             if inactive:
                 dropped += self._timelines.drop_timelines(sorted(inactive), built_before_ms)
+        now = datetime.fromtimestamp(t0, UTC)
         expired = 0
         if self._claims is not None:
-            cutoff = datetime.fromtimestamp(t0, UTC) - timedelta(hours=IDEMPOTENCY_KEY_HOURS)
-            expired = self._claims.expire_post_requests(cutoff)
-        return CleanupReport(seen, dropped, round(self._clock() - t0, 3), expired)
+            expired = self._claims.expire_post_requests(
+                now - timedelta(hours=IDEMPOTENCY_KEY_HOURS)
+            )
+        events = self._events.run(now) if self._events is not None else None
+        return CleanupReport(
+            seen,
+            dropped,
+            round(self._clock() - t0, 3),
+            expired,
+            event_days_dropped=events.days_dropped if events else 0,
+            legacy_events_deleted=events.legacy_deleted if events else 0,
+            impression_counts_deleted=events.impression_counts_deleted if events else 0,
+        )
