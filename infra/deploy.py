@@ -310,6 +310,7 @@ def stack_parameters(settings: Settings, stage: str, jwks_url: str) -> dict[str,
         "ActiveDays": str(settings.active_days),
         "TimelineMaxLen": str(settings.timeline_max_len),
         "EngagementRetentionDays": str(settings.engagement_retention_days),
+        "AuthorListSilentDays": str(settings.author_list_silent_days),
         # REDIS_CLUSTER=true (a local Redis Cluster, TOPOLOGY=scaled): the functions too.
         "RedisCluster": "true" if settings.redis_cluster else "false",
         # The scheduled functions push their runs to the local Pushgateway (`make up` sets it).

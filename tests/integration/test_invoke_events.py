@@ -36,6 +36,8 @@ REPORT_KEYS = {
         "event_days_dropped",
         "legacy_events_deleted",
         "impression_counts_deleted",
+        "author_lists_seen",
+        "author_lists_dropped",
         "seconds",
     },
 }

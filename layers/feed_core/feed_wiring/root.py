@@ -212,6 +212,7 @@ def build_services(
             active_days=rules.active_days,
             claims=posts,
             events=EventRetention(engagement, days=rules.engagement_retention_days),
+            author_list_silent_days=rules.author_list_silent_days,
         ),
         rollup=EngagementRollup(engagement, drain_buffer=lambda: _drained(drain.run())),
         impressions=drain,

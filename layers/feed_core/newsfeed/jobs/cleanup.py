@@ -1,16 +1,22 @@
 """Cleanup (the scheduled `cleanup` function): what no TTL does.
 
-Redis keeps the home timelines of active users only, idempotency claims (MongoDB
-`post_requests`) are deleted once older than IDEMPOTENCY_KEY_HOURS (FerretDB has no TTL indexes;
-on DocumentDB a TTL index could do it, the job does it on both), and raw engagement events go
-ENGAGEMENT_RETENTION_DAYS after they happened, once the roll-up has counted them
-(`retention.py`).
+Redis keeps the home timelines of active users and the author lists of authors who posted
+within AUTHOR_LIST_SILENT_DAYS only, idempotency claims (MongoDB `post_requests`) are deleted
+once older than IDEMPOTENCY_KEY_HOURS (FerretDB has no TTL indexes; on DocumentDB a TTL index
+could do it, the job does it on both), and raw engagement events go ENGAGEMENT_RETENTION_DAYS
+after they happened, once the roll-up has counted them (`retention.py`).
 
 Fan-out already skips followers inactive beyond ACTIVE_DAYS, and their next read rebuilds the
 timeline from the author lists, so an inactive user's timeline is dead weight: this job walks
 every timeline in Redis (SCAN, so its cost follows what Redis holds, not the number of users),
 asks PostgreSQL which owners are inactive (or gone), and drops those timelines. A timeline that
 was rebuilt in the last few minutes is kept: its owner has just come back.
+
+Author lists (`ap:`) are written once per post and read by rebuilds, follows and the readers of
+pulled authors; a missing one is rebuilt from the post store by whoever reads it next. So the
+list of an author silent for AUTHOR_LIST_SILENT_DAYS is dropped (SCAN again), unless a reader
+rebuilt it within that time; the store decides per list in one atomic step, so a post arriving
+meanwhile either keeps the list or finds it gone (and the next rebuild reads the post).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
 
 # A timeline (re)built this recently belongs to a reader who is back; never drop it.
 REBUILT_GRACE_MS = 10 * 60 * 1000
+DAY_MS = 86_400_000
 OWNERS_PER_BATCH = 500
 
 
@@ -45,6 +52,8 @@ class CleanupReport:
     event_days_dropped: int = 0
     legacy_events_deleted: int = 0
     impression_counts_deleted: int = 0
+    author_lists_seen: int = 0
+    author_lists_dropped: int = 0
 
     def to_dict(self) -> dict[str, int | float]:
         return {
@@ -54,6 +63,8 @@ class CleanupReport:
             "event_days_dropped": self.event_days_dropped,
             "legacy_events_deleted": self.legacy_events_deleted,
             "impression_counts_deleted": self.impression_counts_deleted,
+            "author_lists_seen": self.author_lists_seen,
+            "author_lists_dropped": self.author_lists_dropped,
             "seconds": self.seconds,
         }
 
@@ -71,10 +82,14 @@ class TimelineCleanup:
         active_days: int,
         claims: ClaimExpiry | None = None,
         events: EventRetention | None = None,
+        author_list_silent_days: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Without `author_list_silent_days` author lists are left alone (so with `claims` and
+        `events`: the job does what it is given)."""
         self._claims = claims
         self._events = events
+        self._silent_days = author_list_silent_days
         self._users = users
         self._timelines = timelines
         self._active_days = active_days
@@ -89,6 +104,14 @@ class TimelineCleanup:
             inactive = self._users.inactive_among(owners, self._active_days)
             if inactive:
                 dropped += self._timelines.drop_timelines(sorted(inactive), built_before_ms)
+        lists_seen = lists_dropped = 0
+        if self._silent_days is not None:
+            silent_since_ms = int(t0 * 1000) - self._silent_days * DAY_MS
+            for authors in self._timelines.author_list_owners(OWNERS_PER_BATCH):
+                lists_seen += len(authors)
+                lists_dropped += self._timelines.drop_silent_author_lists(
+                    authors, silent_since_ms, built_before_ms
+                )
         now = datetime.fromtimestamp(t0, UTC)
         expired = 0
         if self._claims is not None:
@@ -104,4 +127,6 @@ class TimelineCleanup:
             event_days_dropped=events.days_dropped if events else 0,
             legacy_events_deleted=events.legacy_deleted if events else 0,
             impression_counts_deleted=events.impression_counts_deleted if events else 0,
+            author_lists_seen=lists_seen,
+            author_lists_dropped=lists_dropped,
         )
