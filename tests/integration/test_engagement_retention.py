@@ -138,6 +138,15 @@ def test_rolled_up_events_past_retention_go_with_their_whole_day(env: FeedEnv):
     assert _stats(env) == counted
     assert _cleanup(env, now).event_days_dropped == 0  # idempotent
 
+    # An impression of that expired day arrives only now, later than the retention: its hour
+    # is final, so it is not counted (a recompute would put 1 in place of 7) ...
+    env.events.record_events([{**_like(old), "kind": "impression"}])
+    _rollup(env, now + timedelta(minutes=7), since=now - timedelta(minutes=1))  # sees it
+    assert _stats(env) == counted
+    # ... and it goes with its day (a collection again) at the next cleanup.
+    assert _cleanup(env, now).event_days_dropped == 1
+    assert events_collection(old) not in _event_collections(env)
+
 
 def test_events_the_rollup_has_not_counted_are_never_dropped(env: FeedEnv):
     now = datetime.now(UTC)

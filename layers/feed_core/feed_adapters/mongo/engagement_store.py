@@ -264,6 +264,7 @@ class MongoEngagementStore:
             legacy = _delete_by_hour(self._legacy, "at", horizon)
             if self._legacy.find_one({}, {"_id": 1}) is None:
                 self._legacy.drop()  # empty: the roll-up stops reading it
+                self._legacy_listed = False
         counts = _delete_by_hour(self._impressions, "hour", horizon)
         return ExpiredEvents(horizon, len(days), legacy, counts)
 

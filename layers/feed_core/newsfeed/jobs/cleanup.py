@@ -87,6 +87,10 @@ class TimelineCleanup:
     ) -> None:
         """Without `author_list_silent_days` author lists are left alone (so with `claims` and
         `events`: the job does what it is given)."""
+        if author_list_silent_days is not None and author_list_silent_days < 1:
+            raise ValueError(
+                f"author lists must be kept a day at least, not {author_list_silent_days}"
+            )
         self._claims = claims
         self._events = events
         self._silent_days = author_list_silent_days
