@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from feed_adapters.mongo.database import ensure_indexes, make_database
+from feed_adapters.mongo.database import ensure_indexes, event_day, make_database
 from feed_adapters.mongo.post_store import MongoPostStore
 from feed_adapters.postgres.graph_store import PostgresGraphStore, make_pool
 from feed_adapters.redis.client import make_redis
@@ -86,8 +86,9 @@ def prepare(settings: Settings) -> Stores:
     init_db.ensure_database(settings)
     init_db.apply_postgres_migrations(settings.postgres_dsn)
     db = make_database(settings.mongodb_url, settings.mongodb_db, settings.store_timeout_ms)
-    for name in COLLECTIONS:
-        db.drop_collection(name)
+    for name in db.list_collection_names():
+        if name in COLLECTIONS or event_day(name):  # the raw events' day collections too
+            db.drop_collection(name)
     ensure_indexes(db)
     db.client.close()
     stores = connect(settings)

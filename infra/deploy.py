@@ -309,6 +309,8 @@ def stack_parameters(settings: Settings, stage: str, jwks_url: str) -> dict[str,
         "CelebrityThreshold": str(settings.celebrity_threshold),
         "ActiveDays": str(settings.active_days),
         "TimelineMaxLen": str(settings.timeline_max_len),
+        "EngagementRetentionDays": str(settings.engagement_retention_days),
+        "AuthorListSilentDays": str(settings.author_list_silent_days),
         # REDIS_CLUSTER=true (a local Redis Cluster, TOPOLOGY=scaled): the functions too.
         "RedisCluster": "true" if settings.redis_cluster else "false",
         # POSTGRES_REPLICA_HOST (the local standby, TOPOLOGY=scaled): the functions read it too.

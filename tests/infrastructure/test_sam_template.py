@@ -681,3 +681,23 @@ def test_the_emulator_deploy_passes_a_configured_replica_to_the_functions(templa
         "127.0.0.1",
         "15433",
     )
+
+
+def test_the_cleanup_function_gets_its_retention_settings_from_parameters(template):
+    """ENGAGEMENT_RETENTION_DAYS and AUTHOR_LIST_SILENT_DAYS reach the cleanup job (the only
+    one that reads them), the template's defaults being the settings' own; the emulator deploy
+    passes the local settings."""
+    from feed_wiring.settings import Settings
+
+    names = ("ENGAGEMENT_RETENTION_DAYS", "AUTHOR_LIST_SILENT_DAYS")
+    defaults = _Stack(template).env("CleanupFunction")
+    settings = Settings.from_env({k: str(defaults[k]) for k in names})
+    assert (settings.engagement_retention_days, settings.author_list_silent_days) == (
+        Settings().engagement_retention_days,
+        Settings().author_list_silent_days,
+    )
+    given = _Stack(template, EngagementRetentionDays="3", AuthorListSilentDays="14")
+    env = given.env("CleanupFunction")
+    assert (env["ENGAGEMENT_RETENTION_DAYS"], env["AUTHOR_LIST_SILENT_DAYS"]) == ("3", "14")
+    local = _local_deploy_parameters({"ENGAGEMENT_RETENTION_DAYS": "2"})
+    assert (local["EngagementRetentionDays"], local["AuthorListSilentDays"]) == ("2", "30")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis
-from feed_env import FeedEnv
+from feed_env import FeedEnv, drop_event_collections
 
 from feed_adapters.mongo.database import ensure_indexes, make_database
 from feed_adapters.mongo.engagement_store import MongoEngagementStore
@@ -29,7 +29,6 @@ TABLES = ("follows", "blocks", "mutes", "users")
 COLLECTIONS = (
     "posts",
     "likes",
-    "engagement_events",
     "post_requests",
     "engagement_stats",
     "job_state",
@@ -69,6 +68,7 @@ def clean_stores(pg_pool: Any, mongo_db: Any, redis_client: redis.Redis) -> None
         conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
     for name in COLLECTIONS:
         mongo_db[name].delete_many({})
+    drop_event_collections(mongo_db)
     redis_client.flushdb()
 
 

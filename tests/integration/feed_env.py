@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from feed_adapters.mongo.database import LEGACY_EVENTS, event_day
 from feed_adapters.mongo.engagement_store import MongoEngagementStore
 from feed_adapters.mongo.post_store import MongoPostStore
 from feed_adapters.postgres.graph_store import PostgresGraphStore
@@ -34,7 +35,7 @@ class FeedEnv:
 
     @property
     def events(self) -> MongoEngagementStore:
-        """The engagement store (owner of `engagement_events`), on the same database."""
+        """The engagement store (owner of the raw events' collections), on the same database."""
         return MongoEngagementStore(self.db)
 
     def user(self, handle: str | None = None) -> int:
@@ -93,13 +94,22 @@ class FeedEnv:
         """Empty every store (for property tests that run many examples in one test)."""
         with self.pool.connection() as conn:
             conn.execute("TRUNCATE follows, blocks, mutes, users CASCADE")
-        for name in (
-            "posts",
-            "likes",
-            "engagement_events",
-            "engagement_stats",
-            "job_state",
-            "impression_counts",
-        ):
+        for name in ("posts", "likes", "engagement_stats", "job_state", "impression_counts"):
             self.db[name].delete_many({})
+        drop_event_collections(self.db)
         self.redis.flushdb()
+
+    def event_count(self, query: dict[str, Any]) -> int:
+        """Raw engagement events matching `query`, over every day's collection (and the
+        single collection of earlier releases)."""
+        return sum(self.db[name].count_documents(query) for name in event_collections(self.db))
+
+
+def event_collections(db: Any) -> list[str]:
+    """The raw engagement events' collections: one per day, and the one of earlier releases."""
+    return [n for n in db.list_collection_names() if n == LEGACY_EVENTS or event_day(n)]
+
+
+def drop_event_collections(db: Any) -> None:
+    for name in event_collections(db):
+        db.drop_collection(name)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 def stored_impressions(env: FeedEnv) -> int:
-    raw = env.db.engagement_events.count_documents({"kind": "impression"})
+    raw = env.event_count({"kind": "impression"})
     return raw + sum(d["count"] for d in env.db.impression_counts.find())
 
 

@@ -29,7 +29,17 @@ REPORT_KEYS = {
     "repair": {"delivered", "retracted", "backfills", "seconds"},
     "impressions": {"impressions", "buffered_events", "locked_out", "seconds"},
     "rollup": {"hours", "days", "rows", "seconds", "events_drained"},
-    "cleanup": {"timelines_seen", "dropped", "claims_expired", "seconds"},
+    "cleanup": {
+        "timelines_seen",
+        "dropped",
+        "claims_expired",
+        "event_days_dropped",
+        "legacy_events_deleted",
+        "impression_counts_deleted",
+        "author_lists_seen",
+        "author_lists_dropped",
+        "seconds",
+    },
 }
 
 

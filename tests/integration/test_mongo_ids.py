@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from feed_adapters.mongo.database import events_collection
 from feed_adapters.mongo.engagement_store import MongoEngagementStore
 from feed_adapters.mongo.post_store import POINT_READ_LIMIT, MongoPostStore
 from newsfeed.ids import ID_WIDTH, to_member
@@ -84,7 +85,7 @@ def test_likes_requests_events_and_stats_use_string_ids(mongo_db: Any, clean_sto
 
     event = {"kind": "impression", "actor_id": user, "post_id": BIG, "author_id": AUTHOR}
     MongoEngagementStore(mongo_db).record_events([{**event, "at": AT}])
-    raw = mongo_db.engagement_events.find_one()
+    raw = mongo_db[events_collection(AT)].find_one()
     assert [raw[f] for f in ("actor_id", "post_id", "author_id")] == [
         to_member(user),
         to_member(BIG),

@@ -66,7 +66,7 @@ def test_prewarm_leaves_warm_and_long_gone_users_alone(env: FeedEnv):
     env.redis.delete(timeline_meta_key(gone))
 
     def impressions() -> int:  # stored, or counted in Redis and waiting for the drain
-        stored = env.db.engagement_events.count_documents({"kind": "impression"})
+        stored = env.event_count({"kind": "impression"})
         counted = sum(d["count"] for d in env.db.impression_counts.find())
         return stored + counted + env.services.timelines.pending_impression_count()
 

@@ -89,6 +89,7 @@ def build_services(
     from newsfeed.jobs.impressions import ImpressionDrain
     from newsfeed.jobs.prewarm import Prewarmer
     from newsfeed.jobs.repair import PendingRepair
+    from newsfeed.jobs.retention import EventRetention
     from newsfeed.jobs.rollup import EngagementRollup
     from newsfeed.jobs.stats import StatsService
     from newsfeed.posting.bodies import PostBodies
@@ -217,7 +218,14 @@ def build_services(
             max_users=rules.prewarm_max_users,
             page_size=rules.prewarm_page_size,
         ),
-        cleanup=TimelineCleanup(graph, timelines, active_days=rules.active_days, claims=posts),
+        cleanup=TimelineCleanup(
+            graph,
+            timelines,
+            active_days=rules.active_days,
+            claims=posts,
+            events=EventRetention(engagement, days=rules.engagement_retention_days),
+            author_list_silent_days=rules.author_list_silent_days,
+        ),
         rollup=EngagementRollup(engagement, drain_buffer=lambda: _drained(drain.run())),
         impressions=drain,
         repair=PendingRepair(posts, graph, queue),

@@ -82,6 +82,11 @@ class Settings:
     prewarm_active_hours: int = 24
     prewarm_max_users: int = 20_000
     prewarm_page_size: int = 20
+    # Cleanup. Raw engagement events are kept this many days, and dropped only once rolled up.
+    engagement_retention_days: int = 7
+    # Author lists (`ap:`) of authors who have not posted for this many days are dropped; a
+    # reader rebuilds a missing list from MongoDB.
+    author_list_silent_days: int = 30
     # Auth.
     jwt_issuer: str = "https://auth.feed.local"
     jwt_audience: str = "feed-api"
@@ -108,6 +113,8 @@ class Settings:
             prewarm_active_hours=self.prewarm_active_hours,
             prewarm_max_users=self.prewarm_max_users,
             prewarm_page_size=self.prewarm_page_size,
+            engagement_retention_days=self.engagement_retention_days,
+            author_list_silent_days=self.author_list_silent_days,
         )
 
     def _postgres_dsn(self, host: str, port: int) -> str:

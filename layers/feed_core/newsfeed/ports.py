@@ -168,6 +168,14 @@ class TimelineStore(Protocol):
     def commit_author_posts(
         self, author_id: int, post_ids: Sequence[int], horizon: int
     ) -> None: ...
+    def author_list_owners(self, batch: int = 500) -> Iterator[list[int]]: ...
+    def drop_silent_author_lists(
+        self, author_ids: Iterable[int], silent_since_ms: int, rebuilt_before_ms: int
+    ) -> int:
+        """Delete the lists whose newest post and last build are both older than
+        `silent_since_ms`, but for one being rebuilt since `rebuilt_before_ms`; how many went."""
+        ...
+
     def author_lists(
         self, author_ids: Sequence[int], below: int | None, count: int
     ) -> dict[int, ListRead]: ...

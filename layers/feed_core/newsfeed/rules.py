@@ -22,6 +22,10 @@ class FeedRules:
     prewarm_active_hours: int = 24
     prewarm_max_users: int = 20_000
     prewarm_page_size: int = 20
+    # Cleanup: raw engagement events kept this many days (once rolled up); author lists of
+    # authors silent this many days dropped (a reader rebuilds a missing one).
+    engagement_retention_days: int = 7
+    author_list_silent_days: int = 30
 
     @property
     def threshold(self) -> Threshold:

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pymongo import ASCENDING, DESCENDING
 
 if TYPE_CHECKING:
     from pymongo.database import Database
+
+# Raw engagement events: one collection per UTC day of the events' time (`at`), so retention
+# drops whole days; the single collection of earlier releases is read until it is empty.
+EVENTS_PREFIX = "engagement_events_"
+LEGACY_EVENTS = "engagement_events"
+_EVENT_DAY = re.compile(r"^engagement_events_(\d{8})$")
+
+
+def events_collection(at: datetime) -> str:
+    """The collection of the events of `at`'s UTC day."""
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return f"{EVENTS_PREFIX}{at.astimezone(UTC):%Y%m%d}"
+
+
+def event_day(name: str) -> datetime | None:
+    """The UTC day a collection of events holds (None: not one)."""
+    match = _EVENT_DAY.match(name)
+    return datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC) if match else None
+
+
+def ensure_event_days(db: Database, around: datetime) -> None:
+    """The collections of the day before, of and after `around`, each with its `at` index:
+    created ahead of their writers (a collection a writer creates has no index, and two
+    creating it at once race), and the index made on one a writer did create."""
+    for days in (-1, 0, 1):
+        name = events_collection(around + timedelta(days=days))
+        db[name].create_index([("at", ASCENDING)], name="by_time")
 
 
 def make_database(url: str, name: str, timeout_ms: int = 800) -> Database:
@@ -33,7 +62,7 @@ def ensure_indexes(db: Database) -> None:
     db.posts.create_index([("pending", ASCENDING), ("_id", ASCENDING)], name="pending")
     db.likes.create_index([("post_id", ASCENDING)], name="by_post")
     db.likes.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)], name="by_user")
-    db.engagement_events.create_index([("at", ASCENDING)], name="by_time")
+    ensure_event_days(db, datetime.now(UTC))
     db.impression_counts.create_index([("hour", ASCENDING)], name="by_hour")
     db.impression_counts.create_index([("updated_at", ASCENDING)], name="by_update")
     db.engagement_stats.create_index(

@@ -17,7 +17,9 @@ and one Lua script can update both atomically):
   ap:{author}   the author's recent post ids: ZSET, member = zero-padded 19-digit post id, score =
                 the id as a double (ties sort by member, members are fixed-width, so ZSET order is
                 exactly id order). Capped at TIMELINE_MAX_LEN, trimmed exactly.
-  apm:{author}  the author list's metadata, same fields (h zero-padded, as its members).
+  apm:{author}  the author list's metadata, same fields (h zero-padded, as its members). The
+                cleanup job drops both keys once the author has been silent for
+                AUTHOR_LIST_SILENT_DAYS (newest member and built_at older); a reader rebuilds.
   post:{id}     cached post body (JSON of Post.to_dict), TTL POST_CACHE_TTL_SECONDS.
   bf:{author}:<job>  SET of finished chunks of one backfill_author job (TTL one day).
 
@@ -157,9 +159,10 @@ def backfill_key(author_id: int, job_id: str) -> str:
 
 
 # SCAN patterns of every home timeline's metadata (cleanup walks the timelines through them):
-# the LIST layout's, and the ZSET layout's left behind.
+# the LIST layout's, and the ZSET layout's left behind; and of every author list's.
 TIMELINE_META_PATTERN = "htm:{*}"
 LEGACY_TIMELINE_META_PATTERN = "tlm:{*}"
+AUTHOR_META_PATTERN = "apm:{*}"
 
 
 def owner_of(key: str) -> int:

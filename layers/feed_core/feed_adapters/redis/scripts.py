@@ -334,6 +334,24 @@ return redis.call('DEL', unpack(KEYS)) > 0 and 1 or 0
 """
 
 
+# KEYS: ap, apm of one author. ARGV: silent_since (zero-padded post id), silent_since (ms),
+# rebuilt_before (ms). Drops an author list (both keys) whose newest member is older than the
+# first id of the silent bound and which was not (re)built since it either: the author has not
+# posted for that long and no reader has brought the list back. The check and the DEL are one
+# step, so a post that reaches the list first keeps it, and one that comes after finds it
+# missing and leaves it so (MongoDB has the post; the next reader rebuilds the list with it).
+# A list being rebuilt since `rebuilt_before` is kept: its rebuild has read MongoDB and will
+# commit, and a post arriving meanwhile must find the list to be merged into it.
+DROP_SILENT_AUTHOR_LUA = """
+local meta = redis.call('HMGET', KEYS[2], 'state', 'built_at', 'rebuild_at')
+if meta[1] == 'building' and tonumber(meta[3] or '0') >= tonumber(ARGV[3]) then return 0 end
+if tonumber(meta[2] or '0') >= tonumber(ARGV[2]) then return 0 end
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
+if newest and newest >= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
+"""
+
+
 # Move up to ARGV[1] events from the buffer to the draining list, atomically, and return them.
 # What sits in the draining list was taken but maybe not stored yet; a later drain stores it
 # again (the store ignores events it already has), so a crash between the two loses nothing.

@@ -16,12 +16,13 @@ from redis import RedisCluster
 from redis import exceptions as redis_errors
 
 from newsfeed.errors import TimelineStoreUnavailable
-from newsfeed.ids import to_member
+from newsfeed.ids import lowest_id_at, to_member
 from newsfeed.model import LIST_BUILDING, LIST_READY, ListRead, Post
 from newsfeed.telemetry import NO_TELEMETRY, Telemetry
 
 from ..translate import StoreBreaker, unavailable_on
 from .keys import (
+    AUTHOR_META_PATTERN,
     ENGAGEMENT_BUFFER_KEY,
     ENGAGEMENT_DRAINING_KEY,
     IMPRESSION_DRAIN_LOCK_KEY,
@@ -50,6 +51,7 @@ from .scripts import (
     CACHE_FILL_LUA,
     COUNT_IMPRESSIONS_LUA,
     DROP_LUA,
+    DROP_SILENT_AUTHOR_LUA,
     LIST_COMMIT_LUA,
     LIST_PUSH_LUA,
     LIST_PUSH_NODE_USERS_LUA,
@@ -171,6 +173,7 @@ class RedisTimelineStore:
         self._remove = client.register_script(LIST_REMOVE_LUA)
         self._timeline_range = client.register_script(LIST_RANGE_LUA)
         self._drop = client.register_script(DROP_LUA)
+        self._drop_silent = client.register_script(DROP_SILENT_AUTHOR_LUA)
         self._take_events = client.register_script(TAKE_EVENTS_LUA)
         self._cache_fill = client.register_script(CACHE_FILL_LUA)
         self._count_impressions = client.register_script(COUNT_IMPRESSIONS_LUA)
@@ -187,6 +190,7 @@ class RedisTimelineStore:
             self._remove,
             self._timeline_range,
             self._drop,
+            self._drop_silent,
             self._take_events,
             self._cache_fill,
             self._count_impressions,
@@ -547,8 +551,15 @@ class RedisTimelineStore:
         """Every user that has a home timeline in Redis, in batches (SCAN: no blocking, may
         repeat a user, which callers tolerate). Owners of a timeline of the ZSET layout left
         behind too, so the cleanup job drops those keys of inactive owners."""
+        # A generator here (not a generator returned): the store wrapper translates errors
+        # raised while it is iterated.
+        yield from self._owners((TIMELINE_META_PATTERN, LEGACY_TIMELINE_META_PATTERN), batch)
+
+    def _owners(self, patterns: Sequence[str], batch: int) -> Iterator[list[int]]:
+        """The ids in the hash tags of the keys matching `patterns`, in batches. SCAN, on a
+        cluster over every master (redis-py's RedisCluster.scan_iter)."""
         owners: list[int] = []
-        for pattern in (TIMELINE_META_PATTERN, LEGACY_TIMELINE_META_PATTERN):
+        for pattern in patterns:
             for key in self._r.scan_iter(match=pattern, count=batch):
                 owners.append(owner_of(key.decode() if isinstance(key, bytes) else key))
                 if len(owners) >= batch:
@@ -602,7 +613,11 @@ class RedisTimelineStore:
         self._run(queue, durable=True)
 
     def begin_author_rebuild(self, author_id: int) -> None:
-        self._r.hset(author_meta_key(author_id), "state", LIST_BUILDING)
+        """Mark the list `building` (a post from now on is merged in) and when, so the cleanup
+        job does not drop it under the rebuild (one that never commits is dropped later)."""
+        self._r.hset(
+            author_meta_key(author_id), mapping={"state": LIST_BUILDING, "rebuild_at": _now_ms()}
+        )
 
     def commit_author_posts(self, author_id: int, post_ids: Sequence[int], horizon: int) -> None:
         keys = [author_posts_key(author_id), author_meta_key(author_id)]
@@ -612,6 +627,29 @@ class RedisTimelineStore:
         self, author_ids: Sequence[int], below: int | None, count: int
     ) -> dict[int, ListRead]:
         return self.read_candidates(None, author_ids, below, count)[1]
+
+    def author_list_owners(self, batch: int = 500) -> Iterator[list[int]]:
+        """Every author that has a list in Redis, in batches (SCAN of the metadata keys, every
+        master of a cluster; may repeat an author)."""
+        yield from self._owners((AUTHOR_META_PATTERN,), batch)
+
+    def drop_silent_author_lists(
+        self, author_ids: Iterable[int], silent_since_ms: int, rebuilt_before_ms: int
+    ) -> int:
+        """Delete the lists of authors whose newest listed post and the list's last build are
+        both older than `silent_since_ms` (scripts.DROP_SILENT_AUTHOR_LUA decides, per list,
+        atomically), but for a list being rebuilt since `rebuilt_before_ms`; returns how many
+        went. Not durable (no WAIT): a list that comes back after a failover is still valid."""
+        authors = list(author_ids)
+        args = [to_member(lowest_id_at(silent_since_ms)), silent_since_ms, rebuilt_before_ms]
+
+        def queue(pipe: Any) -> int:
+            for author_id in authors:
+                keys = [author_posts_key(author_id), author_meta_key(author_id)]
+                self._queue(pipe, self._drop_silent, keys, args)
+            return len(authors)
+
+        return sum(int(x) for x in self._run(queue))
 
     # -- post cache ----------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ and a late event lands in its own hour on the next run, however late it is.
 
 Counts per post: impressions, likes, unlikes. Per author: the same over all their posts, plus
 follows and unfollows received and posts published. Engagement rate = likes / impressions.
+
+Raw events are kept ENGAGEMENT_RETENTION_DAYS once counted (`retention.py`): the hours before
+the store's events horizon have lost their raw events, so their stats are final and no run
+recomputes them (a recompute would count only what is left).
 """
 
 from __future__ import annotations
@@ -94,6 +98,16 @@ class StatsRow:
         return {"start": self.start, **self.counts, "engagement_rate": self.engagement_rate}
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiredEvents:
+    """What one expiry of raw events did (`retention.py`)."""
+
+    horizon: datetime | None  # raw events before it are gone (None: nothing has expired)
+    days_dropped: int = 0  # whole days of events
+    legacy_deleted: int = 0  # events of the single collection of earlier releases
+    impression_counts_deleted: int = 0  # (hour, post) impression counts the roll-up read
+
+
 class EngagementStore(EventLog, Protocol):
     """Raw events, impression counts and rolled-up stats (MongoDB)."""
 
@@ -101,6 +115,12 @@ class EngagementStore(EventLog, Protocol):
         self, batch: str, hour: datetime, counts: list[tuple[int, int, int]]
     ) -> None:
         """Add a drained batch of (post, author, n) to the hour's impressions, at most once."""
+
+    def ready_for_events(self, around: datetime) -> None:
+        """Prepare the storage of the events of the days around `around` (ahead of writers)."""
+
+    def events_horizon(self) -> datetime | None:
+        """Raw events before this instant have expired (None: none has)."""
 
     def event_hours_stored_since(self, since: datetime) -> set[datetime]: ...
     def event_groups(self, start: datetime, end: datetime) -> list[EventGroup]: ...
@@ -111,6 +131,10 @@ class EngagementStore(EventLog, Protocol):
     ) -> list[StatsRow]: ...
     def watermark(self) -> datetime | None: ...
     def set_watermark(self, at: datetime) -> None: ...
+    def expire_events(self, before: datetime, counted_before: datetime) -> ExpiredEvents:
+        """Delete the raw events (and impression counts) of the days before `before` (a UTC
+        midnight), stopping at the first day that holds one stored at or after `counted_before`;
+        the horizon is recorded before anything is deleted, and never moves back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +176,13 @@ class EngagementRollup:
         if since is None:
             mark = self._store.watermark()
             since = mark - WATERMARK_OVERLAP if mark else datetime(1970, 1, 1, tzinfo=UTC)
-        hours = sorted(self._store.event_hours_stored_since(since))
+        self._store.ready_for_events(started)
+        horizon = self._store.events_horizon()
+        hours = sorted(
+            h
+            for h in self._store.event_hours_stored_since(since)
+            if horizon is None or h >= horizon  # before it: final, its raw events are gone
+        )
         rows = 0
         for hour in hours:
             rows += self.rollup_hour(hour)
