@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 
 from feed_api.auth import TokenVerifier
+from feed_api.caching import NoStoreByDefault
 from feed_api.errors import install_error_handlers, route_methods
 from feed_api.metrics import RequestMetrics
 from feed_wiring.root import Services, ServicesProvider
@@ -25,6 +26,8 @@ Home timelines for a social product: profiles, follows, posts, likes and the hom
 * **Paging**: `limit` (1-100, default 20) and the opaque `cursor` from the previous page's
   `next_cursor`.
 * **Errors**: `{"error": {"code": "not_found", "message": "..."}}`.
+* **Caching**: responses are `Cache-Control: private, no-store`, but a post's: it has an `ETag`
+  and `private, no-cache`; send `If-None-Match` to get `304 Not Modified` while it is unchanged.
 """
 
 TAGS = [
@@ -68,4 +71,6 @@ def create_app(
     app.state.route_methods = route_methods(routers)
     if telemetry is not NO_TELEMETRY:
         app.add_middleware(RequestMetrics, telemetry=telemetry, routes=lambda: app.routes)
+    # Nothing per reader in a shared cache: routes that may be cached say so (caching.py).
+    app.add_middleware(NoStoreByDefault)
     return app

@@ -176,3 +176,54 @@ def test_idempotency_key_makes_retries_safe(posts_api: LambdaApi, make_user: Mak
         headers={"Idempotency-Key": "no spaces allowed"},
     )
     assert bad.status == 422 and "idempotency-key" in bad.error["message"].lower()
+
+
+def test_a_post_has_an_etag_and_answers_a_conditional_get_with_304(
+    posts_api: LambdaApi, make_user: MakeUser
+) -> None:
+    alice, bob = make_user(), make_user()
+    post = publish(posts_api, alice, "cache me")
+    got = posts_api.call("GET", f"/v1/posts/{post['id']}", sub=bob["sub"])
+    assert got.status == 200 and got.json() == post
+    etag = got.headers["etag"]
+    assert etag.startswith('"') and got.headers["cache-control"] == "private, no-cache"
+    again = posts_api.call(
+        "GET", f"/v1/posts/{post['id']}", sub=bob["sub"], headers={"if-none-match": etag}
+    )
+    assert again.status == 304 and again.text == "" and again.headers["etag"] == etag
+    weak = posts_api.call(
+        "GET", f"/v1/posts/{post['id']}", sub=bob["sub"], headers={"if-none-match": f"W/{etag}"}
+    )
+    assert weak.status == 304
+    # A like changes the body: the old ETag no longer matches, the new one does.
+    assert posts_api.call("PUT", f"/v1/posts/{post['id']}/like", sub=bob["sub"]).status == 204
+    changed = posts_api.call(
+        "GET", f"/v1/posts/{post['id']}", sub=bob["sub"], headers={"if-none-match": etag}
+    )
+    assert changed.status == 200 and changed.json()["like_count"] == 1
+    assert changed.headers["etag"] != etag
+    # Deleted: 404, whatever ETag the client holds.
+    assert posts_api.call("DELETE", f"/v1/posts/{post['id']}", sub=alice["sub"]).status == 204
+    gone = posts_api.call(
+        "GET",
+        f"/v1/posts/{post['id']}",
+        sub=bob["sub"],
+        headers={"if-none-match": changed.headers["etag"]},
+    )
+    assert gone.status == 404
+
+
+def test_everything_else_is_private_and_never_stored(
+    posts_api: LambdaApi, feed_api: LambdaApi, make_user: MakeUser
+) -> None:
+    alice = make_user()
+    post = publish(posts_api, alice, "mine")
+    responses = [
+        feed_api.call("GET", "/v1/feed", sub=alice["sub"]),
+        posts_api.call("GET", f"/v1/users/{alice['id']}/posts", sub=alice["sub"]),
+        posts_api.call("POST", "/v1/posts", sub=alice["sub"], body={"text": "x" * 20_000}),
+        posts_api.call("GET", f"/v1/posts/{post['id']}"),  # no token: 401
+    ]
+    for resp in responses:
+        assert resp.headers["cache-control"] == "private, no-store", (resp.status, resp.headers)
+        assert "etag" not in resp.headers

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 
+from feed_api.caching import revalidated
 from feed_api.deps import (
     CallerDep,
     CurrentUser,
@@ -61,10 +62,14 @@ def create_post(
     response_model=PostOut,
     summary="A post",
     description="404 also when the caller and the author are in a block (either way).",
-    responses=error_responses(404),
+    responses={
+        **error_responses(404),
+        304: {"description": "Not modified: `If-None-Match` names the post's current ETag."},
+    },
 )
-def get_post(post_id: PostId, viewer: Viewer, services: ServicesDep) -> PostOut:
-    return PostOut.from_domain(services.posts.get(post_id, viewer_id=viewer))
+def get_post(post_id: PostId, viewer: Viewer, services: ServicesDep, request: Request) -> Any:
+    # ETag and conditional GET (caching.py): a client revalidates instead of reloading.
+    return revalidated(request, PostOut.from_domain(services.posts.get(post_id, viewer_id=viewer)))
 
 
 @router.delete(
