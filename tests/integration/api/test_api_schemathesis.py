@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from feed_api.app import create_app
 from feed_api.auth import TokenVerifier
-from feed_api.routers import feed, posts, users
+from feed_api.routers import feed, media, posts, users
 from feed_wiring.root import build_services
 from feed_wiring.settings import Settings
 from infra import mint_token
@@ -50,7 +50,7 @@ def fuzz_world(
     app = create_app(
         api_settings,
         services,
-        [users.router, posts.router, feed.router],
+        [users.router, posts.router, media.router, feed.router],
         verifier=TokenVerifier.from_settings(api_settings),
     )
     token = mint_token.mint_token(f"fuzz|me_{tag}", settings=api_settings, pair=key_pair)
