@@ -154,9 +154,9 @@ def build_services(
         from feed_adapters.translate import StoreBreaker
 
         # A given post store's database serves the others too (one client, one pool).
-        db = getattr(posts, "database", None) or make_database(
-            settings.mongodb_url, settings.mongodb_db, settings.store_timeout_ms
-        )
+        db = getattr(posts, "database", None)
+        if db is None:  # (a pymongo Database has no truth value)
+            db = make_database(settings.mongodb_url, settings.mongodb_db, settings.store_timeout_ms)
         # One breaker per server.
         breaker = getattr(posts, "breaker", None) or StoreBreaker("mongodb", telemetry)
         posts = posts or MongoPostStore(db, breaker)

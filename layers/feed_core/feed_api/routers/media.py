@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 
 from feed_api.deps import CurrentUser, MediaId, ServicesDep
 from feed_api.errors import error_responses
-from feed_api.schemas import CreateMedia, MediaOut, MediaUploadOut
+from feed_api.media_schemas import CreateMedia, MediaOut, MediaUploadOut
 
 router = APIRouter(prefix="/v1", tags=["media"], responses=error_responses(401, 422, 503))
 
