@@ -36,7 +36,7 @@ from fastapi import FastAPI, Response
 
 from feed_adapters.prometheus.telemetry import CONTENT_TYPE_LATEST, PrometheusTelemetry
 from feed_api.app import create_app
-from feed_api.routers import feed, posts, users
+from feed_api.routers import feed, media, posts, users
 from feed_wiring.root import Services, lazy_services
 from feed_wiring.settings import Settings
 from infra.mint_token import DEFAULT_KEYS_DIR, ensure_keypair, jwks_document
@@ -62,7 +62,7 @@ def build_app(
     app = create_app(
         settings,
         services if services is not None else lazy_services(settings, telemetry),
-        [users.router, posts.router, feed.router],
+        [users.router, posts.router, media.router, feed.router],
         title="Feed API (local)",
         telemetry=telemetry,
     )

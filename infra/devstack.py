@@ -1362,6 +1362,15 @@ def cmd_up(args: argparse.Namespace) -> list[str]:
                 text=True,
             )
             app_env["FANOUT_QUEUE_URL"] = out.stdout.strip()
+        if settings.aws_endpoint_url:
+            # The dev API's upload targets point at this emulator bucket (MEDIA_BUCKET).
+            out = subprocess.run(
+                [str(python), str(ROOT / "infra" / "local_media.py")],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            app_env["MEDIA_BUCKET"] = out.stdout.strip()
         # The scheduled functions deployed to the emulator (and `make invoke`) push their runs
         # to the local Pushgateway.
         os.environ.setdefault(

@@ -21,7 +21,7 @@ OPENAPI_FILE = ROOT / "docs" / "openapi.json"
 
 def current_openapi() -> str:
     from feed_api.app import create_app
-    from feed_api.routers import feed, posts, users
+    from feed_api.routers import feed, media, posts, users
     from feed_wiring.settings import Settings
 
     def no_services():  # the document needs no store
@@ -29,7 +29,7 @@ def current_openapi() -> str:
 
     # The verifier needs a key source to be built; nothing is fetched to describe the API.
     settings = Settings(jwt_jwks_url="https://auth.example/.well-known/jwks.json")
-    app = create_app(settings, no_services, [users.router, posts.router, feed.router])
+    app = create_app(settings, no_services, [users.router, posts.router, media.router, feed.router])
     return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
 
 

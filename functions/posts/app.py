@@ -3,7 +3,7 @@
 import os
 
 from feed_api.app import create_app
-from feed_api.routers import posts
+from feed_api.routers import media, posts
 from feed_lambda.handlers import http_handler
 from feed_lambda.observability import observability
 from feed_wiring.root import lazy_services
@@ -14,7 +14,7 @@ obs = observability("posts")
 app = create_app(
     settings,
     lazy_services(settings, obs.telemetry),
-    [posts.router],
+    [posts.router, media.router],
     title="Feed API: posts",
     telemetry=obs.telemetry,
 )

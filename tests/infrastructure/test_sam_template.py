@@ -14,10 +14,11 @@ from infra import deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Integration -> the routers its function serves (functions/<name>/app.py).
 API_FUNCTIONS = {
-    "SocialIntegration": "users",
-    "PostsIntegration": "posts",
-    "FeedIntegration": "feed",
+    "SocialIntegration": ("users",),
+    "PostsIntegration": ("posts", "media"),
+    "FeedIntegration": ("feed",),
 }
 SCHEDULED = (
     "PrewarmFunction",
@@ -71,8 +72,9 @@ def test_every_route_of_each_function_is_declared_with_the_jwt_authorizer(templa
         assert props["AuthorizerId"] == {"Ref": "JwtAuthorizer"}
         integration = props["Target"]["Sub"].removeprefix("integrations/${").rstrip("}")
         declared[integration].add(props["RouteKey"])
-    for integration, router in API_FUNCTIONS.items():
-        assert declared[integration] == _app_routes(router), integration
+    for integration, routers in API_FUNCTIONS.items():
+        served = set().union(*(_app_routes(r) for r in routers))
+        assert declared[integration] == served, integration
 
 
 def test_fanout_reads_the_queue_with_partial_batch_failures(template):
@@ -701,3 +703,61 @@ def test_the_cleanup_function_gets_its_retention_settings_from_parameters(templa
     assert (env["ENGAGEMENT_RETENTION_DAYS"], env["AUTHOR_LIST_SILENT_DAYS"]) == ("3", "14")
     local = _local_deploy_parameters({"ENGAGEMENT_RETENTION_DAYS": "2"})
     assert (local["EngagementRetentionDays"], local["AuthorListSilentDays"]) == ("2", "30")
+
+
+# -- the media bucket ----------------------------------------------------------------------------
+
+MEDIA_BUCKET_NAME = {"Sub": "feed-${Stage}-media-${AWS::AccountId}-${AWS::Region}"}
+
+
+def test_the_media_bucket_is_private_and_encrypted(template):
+    props = template["Resources"]["MediaBucket"]["Properties"]
+    block = props["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+    )
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}  # SSE-S3
+    assert "AccessControl" not in props and "WebsiteConfiguration" not in props
+
+
+def test_the_media_bucket_expires_uploads_after_a_day_and_takes_browser_posts(template):
+    props = template["Resources"]["MediaBucket"]["Properties"]
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["Prefix"] == "uploads/"
+    assert rule["ExpirationInDays"] == 1
+    (cors,) = props["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedMethods"] == ["POST"] and cors["AllowedOrigins"]
+
+
+def test_the_functions_get_the_bucket_s_name_not_a_reference_to_it(template):
+    # A !Ref to a bucket that notifies a function would make the stack a cycle.
+    props = template["Resources"]["MediaBucket"]["Properties"]
+    assert props["BucketName"] == MEDIA_BUCKET_NAME
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["MEDIA_BUCKET"] == MEDIA_BUCKET_NAME
+    assert "MediaBucket" not in json.dumps(template["Globals"])
+
+
+def test_only_the_posts_function_may_put_uploads(template):
+    resources = template["Resources"]
+    expected = {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": {
+            "Sub": "arn:${AWS::Partition}:s3:::"
+            "feed-${Stage}-media-${AWS::AccountId}-${AWS::Region}/uploads/*"
+        },
+    }
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        statements = [
+            st
+            for policy in resource["Properties"].get("Policies", [])
+            if isinstance(policy, dict) and "Statement" in policy
+            for st in policy["Statement"]
+        ]
+        s3 = [st for st in statements if "s3:" in json.dumps(st.get("Action"))]
+        assert s3 == ([expected] if name == "PostsFunction" else []), name

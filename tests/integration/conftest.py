@@ -33,6 +33,7 @@ COLLECTIONS = (
     "engagement_stats",
     "job_state",
     "impression_counts",
+    "media",
 )
 
 

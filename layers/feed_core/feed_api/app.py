@@ -35,6 +35,7 @@ TAGS = [
     {"name": "social graph", "description": "Follow, block and mute; followers and following."},
     {"name": "posts", "description": "Publish, read, delete and like posts."},
     {"name": "feed", "description": "The caller's home timeline."},
+    {"name": "media", "description": "Uploads straight to storage: an upload target, then state."},
 ]
 
 

@@ -123,6 +123,7 @@ _Id = Annotated[
 ]
 UserId = Annotated[_Id, Path(ge=1, le=MAX_ID, description="User id (decimal string).")]
 PostId = Annotated[_Id, Path(ge=1, le=MAX_ID, description="Post id (decimal string).")]
+MediaId = Annotated[_Id, Path(ge=1, le=MAX_ID, description="Media id (decimal string).")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
 Cursor = Annotated[
     str | None,

@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from newsfeed.jobs.repair import PendingRepair
     from newsfeed.jobs.rollup import EngagementRollup, EngagementStore
     from newsfeed.jobs.stats import StatsService
-    from newsfeed.ports import FanoutQueue, GraphStore, PostStore, TimelineStore
+    from newsfeed.media.service import MediaService
+    from newsfeed.ports import (
+        FanoutQueue,
+        GraphStore,
+        MediaStore,
+        PostStore,
+        TimelineStore,
+        UploadSigner,
+    )
     from newsfeed.posting.likes import LikeService
     from newsfeed.posting.service import PostService
     from newsfeed.social.graph import SocialGraphService
@@ -52,6 +60,7 @@ class Services:
     rollup: EngagementRollup
     repair: PendingRepair
     impressions: ImpressionDrain
+    media: MediaService
     # The feed policy and the timeline store, for tools and tests that inspect timelines.
     feeds: FeedManager
     timelines: TimelineStore
@@ -71,11 +80,14 @@ def build_services(
     timelines: TimelineStore | None = None,
     redis_client: Any = None,
     queue: FanoutQueue | None = None,
+    media: MediaStore | None = None,
+    uploads: UploadSigner | None = None,
     ids: IdGenerator | None = None,
     telemetry: Telemetry | None = None,
 ) -> Services:
     """Wire the services. Adapters not given are built from `settings`: the PostgreSQL pool,
-    the MongoDB database, the Redis client and the SQS queue (FANOUT_QUEUE_URL). `telemetry`
+    the MongoDB database, the Redis client, the SQS queue (FANOUT_QUEUE_URL) and the media
+    bucket's signer (MEDIA_BUCKET). `telemetry`
     (none by default) is where the domain and the adapters it builds measure."""
     # Imported here, not at module level: the domain and the drivers cost about 200 ms, which
     # the first request pays instead of every import of a function module.
@@ -92,6 +104,7 @@ def build_services(
     from newsfeed.jobs.retention import EventRetention
     from newsfeed.jobs.rollup import EngagementRollup
     from newsfeed.jobs.stats import StatsService
+    from newsfeed.media.service import MediaService
     from newsfeed.posting.bodies import PostBodies
     from newsfeed.posting.likes import LikeService
     from newsfeed.posting.service import PostService
@@ -133,17 +146,31 @@ def build_services(
             # function's next read): the pins in Redis too.
             shared_pins=_write_pins(redis_client) if replica_dsn else None,
         )
-    if posts is None or engagement is None:
+    if posts is None or engagement is None or media is None:
         from feed_adapters.mongo.database import make_database
         from feed_adapters.mongo.engagement_store import MongoEngagementStore
+        from feed_adapters.mongo.media_store import MongoMediaStore
         from feed_adapters.mongo.post_store import MongoPostStore
         from feed_adapters.translate import StoreBreaker
 
-        db = make_database(settings.mongodb_url, settings.mongodb_db, settings.store_timeout_ms)
+        # A given post store's database serves the others too (one client, one pool).
+        db = getattr(posts, "database", None)
+        if db is None:  # (a pymongo Database has no truth value)
+            db = make_database(settings.mongodb_url, settings.mongodb_db, settings.store_timeout_ms)
         # One breaker per server.
         breaker = getattr(posts, "breaker", None) or StoreBreaker("mongodb", telemetry)
         posts = posts or MongoPostStore(db, breaker)
         engagement = engagement or MongoEngagementStore(db, breaker)
+        media = media or MongoMediaStore(db, breaker)
+    if uploads is None:
+        # Builds no client: boto3 is imported on the first upload signed (adapter docstring).
+        from feed_adapters.s3.upload_signer import S3UploadSigner
+
+        uploads = S3UploadSigner(
+            settings.media_bucket,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
     if timelines is None:
         from feed_adapters.redis.timeline_store import RedisTimelineStore
 
@@ -228,6 +255,13 @@ def build_services(
         ),
         rollup=EngagementRollup(engagement, drain_buffer=lambda: _drained(drain.run())),
         impressions=drain,
+        media=MediaService(
+            media,
+            uploads,
+            ids,
+            max_bytes=settings.media_max_bytes,
+            upload_seconds=settings.media_upload_seconds,
+        ),
         repair=PendingRepair(posts, graph, queue),
         feeds=feeds,
         timelines=timelines,

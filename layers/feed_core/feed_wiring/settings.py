@@ -51,6 +51,11 @@ class Settings:
     # The queue URL wins; without it the queue is looked up by name (local emulator).
     fanout_queue_url: str | None = None
     fanout_queue_name: str = "feed-fanout"
+    # Media uploads: the bucket (template.yaml's MediaBucket; locally `make up` creates this
+    # one in the emulator), the largest upload taken, and how long an upload target is valid.
+    media_bucket: str = "feed-media"
+    media_max_bytes: int = 10 * 1024 * 1024
+    media_upload_seconds: int = 300
     # Feed rules.
     celebrity_threshold: int = 10_000
     # Back to push below this follower count (None: 10% below the threshold).

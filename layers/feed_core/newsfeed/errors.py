@@ -69,6 +69,10 @@ class EngagementStoreUnavailable(StoreUnavailable):
     store = "engagement"
 
 
+class MediaStoreUnavailable(StoreUnavailable):
+    store = "media"
+
+
 class DuplicateId(DomainError):
     """A store already holds a record under this id (a snowflake collision, or a concurrent
     retry of the same idempotent create): the caller decides which."""

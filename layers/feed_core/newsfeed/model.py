@@ -55,6 +55,30 @@ class Media:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaRecord:
+    """An uploaded (or awaited) medium: its S3 object is `key`; `state` is `pending` until
+    the upload is processed."""
+
+    id: int
+    owner_id: int
+    content_type: str
+    size_bytes: int
+    state: str
+    key: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTarget:
+    """Where and how the client uploads: an HTML form POST to `url` with `fields` plus the
+    file, accepted until `expires_at`."""
+
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Post:
     id: int
     author_id: int

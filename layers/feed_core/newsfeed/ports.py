@@ -11,7 +11,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .model import BlockChange, FollowChange, ListRead, Post, ReaderGraph, User
+from .model import (
+    BlockChange,
+    FollowChange,
+    ListRead,
+    MediaRecord,
+    Post,
+    ReaderGraph,
+    UploadTarget,
+    User,
+)
 
 if TYPE_CHECKING:
     from .fanout.jobs import FanoutJob
@@ -128,6 +137,26 @@ class PostStore(Protocol):
         """The post after the like, None if already liked; NotFound if missing or deleted."""
 
     def remove_like(self, post_id: int, user_id: int) -> Post | None: ...
+
+
+class MediaStore(Protocol):
+    """Media records (MongoDB's `media`)."""
+
+    def insert_media(self, media: MediaRecord) -> None:
+        """Raises `DuplicateId` when the id exists."""
+
+    def get_media(self, media_id: int) -> MediaRecord | None: ...
+
+
+class UploadSigner(Protocol):
+    """Signs browser upload targets for the media bucket (S3 presigned POST)."""
+
+    def upload_target(
+        self, key: str, content_type: str, max_bytes: int, expires_seconds: int
+    ) -> UploadTarget:
+        """A target that accepts exactly `key`, of 1..`max_bytes` bytes and of `content_type`,
+        for `expires_seconds`."""
+        ...
 
 
 class EventLog(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -34,7 +35,27 @@ def key_pair(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="session")
 def api_settings(settings: Settings, key_pair: Any) -> Settings:
-    return dataclasses.replace(settings, jwt_public_key_file=str(key_pair.public_pem))
+    # A media bucket of this session's own (the `media_bucket` fixture creates it).
+    return dataclasses.replace(
+        settings,
+        jwt_public_key_file=str(key_pair.public_pem),
+        media_bucket=f"feed-test-media-{uuid.uuid4().hex[:12]}",
+    )
+
+
+@pytest.fixture(scope="session")
+def media_bucket(api_settings: Settings) -> Iterator[str]:
+    """The API's media bucket in the emulator's S3, emptied and deleted after the session."""
+    from infra.deploy import aws
+
+    s3 = aws(api_settings, "s3")
+    name = api_settings.media_bucket
+    s3.create_bucket(Bucket=name)
+    yield name
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=obj["Key"])
+    s3.delete_bucket(Bucket=name)
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def test_serves_exactly_the_design_routes(client: TestClient) -> None:
         if path.startswith("/v1")
     }
     expected = design_routes()
-    assert len(expected) == 20
+    assert len(expected) == 22
     assert served == expected
 
 

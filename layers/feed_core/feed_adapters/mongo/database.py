@@ -63,6 +63,8 @@ def ensure_indexes(db: Database) -> None:
     db.likes.create_index([("post_id", ASCENDING)], name="by_post")
     db.likes.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)], name="by_user")
     ensure_event_days(db, datetime.now(UTC))
+    # Media by state and age: the sweep of uploads never attached (issue 13, item 4).
+    db.media.create_index([("state", ASCENDING), ("created_at", ASCENDING)], name="by_state")
     db.impression_counts.create_index([("hour", ASCENDING)], name="by_hour")
     db.impression_counts.create_index([("updated_at", ASCENDING)], name="by_update")
     db.engagement_stats.create_index(

@@ -17,7 +17,7 @@ from typing import Any
 from bson import ObjectId
 
 from newsfeed.ids import to_member
-from newsfeed.model import Media, Post
+from newsfeed.model import Media, MediaRecord, Post
 
 
 def doc_id(value: int) -> str:
@@ -77,6 +77,32 @@ def post_from_doc(doc: dict[str, Any]) -> Post:
         created_at=aware(doc["created_at"]),
         like_count=int(doc.get("like_count", 0)),
         deleted_at=aware(doc.get("deleted_at")),
+    )
+
+
+def media_doc(media: MediaRecord) -> dict[str, Any]:
+    return {
+        "_id": doc_id(media.id),
+        "owner_id": doc_id(media.owner_id),
+        "content_type": media.content_type,
+        "size_bytes": media.size_bytes,
+        "state": media.state,
+        "key": media.key,
+        "created_at": media.created_at,
+    }
+
+
+def media_from_doc(doc: dict[str, Any]) -> MediaRecord:
+    created_at = aware(doc["created_at"])
+    assert created_at is not None
+    return MediaRecord(
+        id=from_doc_id(doc["_id"]),
+        owner_id=from_doc_id(doc["owner_id"]),
+        content_type=doc["content_type"],
+        size_bytes=int(doc["size_bytes"]),
+        state=doc["state"],
+        key=doc["key"],
+        created_at=created_at,
     )
 
 

@@ -42,6 +42,11 @@ class MongoPostStore:
         self._posts = db.posts
         self._likes = db.likes
 
+    @property
+    def database(self) -> Database:
+        """The database it writes to (the composition root wires the other stores to it)."""
+        return self._db
+
     def claim_post_request(
         self, author_id: int, key: str, post_id: int, *, expired_before: datetime | None = None
     ) -> int:

@@ -1,0 +1,1 @@
+"""Amazon S3: the media bucket's upload targets."""

@@ -1,0 +1,71 @@
+"""Upload targets on the media bucket: S3 presigned POSTs (SigV4), signed with the function's
+own credentials (its role must allow s3:PutObject on the keys). Signing is local computation:
+no call to S3. boto3 is imported and the client built on first use: most functions never
+sign, and the import costs a cold start a few hundred milliseconds."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from newsfeed.model import UploadTarget
+
+
+class S3UploadSigner:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        client: Any = None,
+    ) -> None:
+        if not bucket:
+            raise ValueError("bucket is required")
+        self.bucket = bucket
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._client = client
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            # Always SigV4: botocore's default for presigned POSTs in some regions is the
+            # legacy signature, which new regions and KMS-encrypted buckets refuse.
+            # An emulator endpoint (127.0.0.1:4566) takes path-style addressing only; AWS
+            # gets the virtual-hosted style its new buckets need.
+            config = Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path" if self._endpoint_url else "virtual"},
+            )
+            self._client = boto3.client(
+                "s3", region_name=self._region, endpoint_url=self._endpoint_url, config=config
+            )
+        return self._client
+
+    def upload_target(
+        self, key: str, content_type: str, max_bytes: int, expires_seconds: int
+    ) -> UploadTarget:
+        # boto3 adds the bucket and the exact key to the conditions itself.
+        post = self._s3().generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                {"Content-Type": content_type},
+                ["content-length-range", 1, max_bytes],
+            ],
+            ExpiresIn=expires_seconds,
+        )
+        fields = {k: str(v) for k, v in post["fields"].items()}
+        return UploadTarget(url=post["url"], fields=fields, expires_at=policy_expiry(fields))
+
+
+def policy_expiry(fields: dict[str, str]) -> datetime:
+    """The `expiration` the signed policy carries: the instant S3 stops accepting the form."""
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    return datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
