@@ -43,9 +43,14 @@ def sigv4_post_signature(secret: str, date: str, region: str, policy_b64: str) -
 
 
 @pytest.fixture
-def signer() -> S3UploadSigner:
+def signer(monkeypatch: pytest.MonkeyPatch) -> S3UploadSigner:
     import boto3
     from botocore.config import Config
+
+    # The client of AWS itself: botocore would take an emulator's address from the environment
+    # (`make test` sets AWS_ENDPOINT_URL).
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
 
     client = boto3.client(
         "s3",
