@@ -122,13 +122,3 @@ def api(e2e_settings: Settings, deployed: deploy.Deployed) -> Iterator[StackApi]
 
     with httpx.Client(timeout=30) as http:
         yield StackApi(deployed.api_url, token_for, http)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what}: not seen within {timeout:.0f} s")

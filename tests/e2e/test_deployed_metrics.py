@@ -13,7 +13,8 @@ import pytest
 from feed_wiring.settings import Settings
 from infra import deploy
 from newsfeed.telemetry import CATALOGUE
-from tests.e2e.conftest import E2E_STAGE, wait_for
+from tests.e2e.conftest import E2E_STAGE
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 UNITS = {m.name: m.unit for m in CATALOGUE}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from feed_adapters.redis.keys import timeline_key, timeline_meta_key
-from tests.e2e.conftest import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

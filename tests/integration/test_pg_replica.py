@@ -33,6 +33,7 @@ from newsfeed.errors import Forbidden
 from newsfeed.fanout.rule import Threshold
 from tests.fakes.queues import InlineFanoutQueue, RecordingFanoutQueue
 from tests.faults.proxy import FaultProxy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -115,15 +116,6 @@ def reads(env: FeedEnv) -> dict[str, int]:
 
 def ids(users: list[Any]) -> list[int]:
     return [u.id for u in users]
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 def test_the_composition_root_wires_the_replica_only_when_configured(make) -> None:

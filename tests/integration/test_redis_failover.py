@@ -26,6 +26,7 @@ from feed_adapters.redis.client import make_redis
 from feed_adapters.redis.keys import timeline_key
 from feed_adapters.translate import DEFAULT_COOL_DOWN_SECONDS
 from infra import devstack
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_redis]
 
@@ -40,6 +41,20 @@ POSTS_AFTER = 15
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateCluster]:
     yield from private_cluster(tmp_path_factory, PORTS, NODE_TIMEOUT_MS)
+
+
+def on_the_cluster(make_env: Callable[..., FeedEnv]) -> FeedEnv:
+    """One process's services on the test's cluster, as the template configures cluster mode
+    (fan-out waits for a replica); fan-out jobs are recorded, the test runs them."""
+    client = make_redis("127.0.0.1", PORTS[0], 0, timeout_ms=500, cluster=True)
+    return make_env(
+        redis_override=client,
+        recording=True,
+        celebrity_threshold=1000,
+        timeline_max_len=200,
+        store_timeout_ms=500,
+        redis_wait_replicas=1,
+    )
 
 
 def served_without(port: int, victim: int) -> bool:
@@ -64,18 +79,7 @@ def served_without(port: int, victim: int) -> bool:
 def test_a_master_killed_during_fan_out_fails_over_and_every_feed_matches_the_model(
     cluster: PrivateCluster, make_env: Callable[..., FeedEnv], capsys: pytest.CaptureFixture
 ) -> None:
-    def services_env() -> FeedEnv:
-        client = make_redis("127.0.0.1", PORTS[0], 0, timeout_ms=500, cluster=True)
-        return make_env(
-            redis_override=client,
-            recording=True,
-            celebrity_threshold=1000,
-            timeline_max_len=200,
-            store_timeout_ms=500,
-            redis_wait_replicas=1,
-        )
-
-    writer, reader = services_env(), services_env()
+    writer, reader = on_the_cluster(make_env), on_the_cluster(make_env)
     redis_ = writer.services.timelines._r
     redis_.flushdb()
     rng = random.Random(12)
@@ -198,21 +202,17 @@ def test_an_acknowledged_fan_out_survives_a_failover_to_a_replica_that_missed_it
     replica is back. With REDIS_WAIT_REPLICAS=1 the fan-out either reached the replica or
     failed and is delivered again after the failover: the post is in the follower's feed.
     (Without WAIT this test fails: the promoted replica's timeline lacks the post.)"""
-    client = make_redis("127.0.0.1", PORTS[0], 0, timeout_ms=500, cluster=True)
-    env = make_env(
-        redis_override=client,
-        recording=True,
-        celebrity_threshold=1000,
-        store_timeout_ms=500,
-        redis_wait_replicas=1,
-    )
+    env = on_the_cluster(make_env)
+    client = env.services.timelines._r
     client.flushdb()
     author, follower = env.user(), env.user()
     env.services.social.follow(follower, author)
     assert env.feed(follower) == []  # builds the follower's timeline
     master = client.get_node_from_key(timeline_key(follower))
     master_client = client.get_redis_connection(master)
-    assert wait_for(lambda: master_client.info("replication")["connected_slaves"] == 1)
+    wait_for(
+        lambda: master_client.info("replication")["connected_slaves"] == 1, "the replica's link"
+    )
     others = [p for p in PORTS if p != master.port]
 
     # The replica stalls (SIGSTOP: it cannot reconnect) while its master drops the link.
@@ -230,7 +230,7 @@ def test_an_acknowledged_fan_out_survives_a_failover_to_a_replica_that_missed_it
         cluster.kill(master.port)
     finally:
         os.kill(replica, signal.SIGCONT)
-    assert wait_for(lambda: all(served_without(p, master.port) for p in others), 30)
+    wait_for(lambda: all(served_without(p, master.port) for p in others), "the failover")
     for _ in range(10):
         retry, failed = failed, []
         for job in retry:
@@ -244,12 +244,3 @@ def test_an_acknowledged_fan_out_survives_a_failover_to_a_replica_that_missed_it
     assert not failed
     assert env.feed(follower) == [post]
     assert cluster.restart_stopped() == [f"{devstack.CLUSTER_NODE_PREFIX}{master.port}"]
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
