@@ -3,6 +3,10 @@
 
     python infra/fanout_worker.py [--once]
 
+It also processes the dev server's uploads: the dev media bucket notifies a queue
+(infra/local_media.py), and each event is handed to `functions/media/app.handler`, as S3
+invokes the media function in AWS (`drain_uploads_once`).
+
 It long-polls the fan-out queue in the AWS emulator, hands each batch to
 `functions/fanout/app.handler` as an SQS event (the same shape Lambda delivers), deletes the
 messages the handler did not report in `batchItemFailures`, and leaves the failed ones to come
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import signal
 import sys
@@ -174,6 +179,39 @@ def drain_once(
     return len(messages)
 
 
+def load_media_handler() -> ModuleType:
+    return importlib.import_module("functions.media.app")
+
+
+def drain_uploads_once(sqs, handler, queue_url: str, wait_seconds: int = 1) -> int:
+    """Hand each S3 event on the upload queue to the media handler; a message whose handling
+    raised stays, to come back after its visibility timeout (then the dead-letter queue, as
+    Lambda's retries end in AWS). Returns how many messages it received."""
+    got = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=BATCH_SIZE, WaitTimeSeconds=wait_seconds
+    )
+    messages = got.get("Messages", [])
+    for message in messages:
+        try:
+            handler(json.loads(message["Body"]), LocalContext())
+        except Exception as exc:
+            print(f"[fanout-worker] upload not processed: {exc!r}", flush=True)
+            continue
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return len(messages)
+
+
+def consume_uploads(sqs, queue_url: str, stopping: threading.Event) -> None:
+    handler = load_media_handler().handler
+    print(f"[fanout-worker] processing uploads from {queue_url}", flush=True)
+    while not stopping.is_set():
+        try:
+            drain_uploads_once(sqs, handler, queue_url)
+        except Exception as exc:
+            print(f"[fanout-worker] upload poll failed: {exc!r}", flush=True)
+            time.sleep(1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--once", action="store_true", help="drain what is queued, then exit")
@@ -208,6 +246,18 @@ def main() -> int:
             name="queue-monitor",
             daemon=True,
         ).start()
+
+        if settings.aws_endpoint_url:
+            from infra.local_media import ensure_media_bucket, upload_queue_name
+
+            ensure_media_bucket(settings)
+            uploads_url = sqs.get_queue_url(QueueName=upload_queue_name(settings.media_bucket))
+            threading.Thread(
+                target=consume_uploads,
+                args=(sqs, uploads_url["QueueUrl"], stopping),
+                name="uploads",
+                daemon=True,
+            ).start()
 
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     print(f"[fanout-worker] consuming {queue_url}", flush=True)

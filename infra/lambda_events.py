@@ -166,3 +166,25 @@ def new_subject() -> str:
 
 def new_handle() -> str:
     return f"u{uuid.uuid4().hex[:12]}"
+
+
+def s3_event(bucket: str, keys: list[str], size: int = 0) -> dict[str, Any]:
+    """S3's ObjectCreated notification as Lambda receives it (keys URL-encoded, as S3 sends)."""
+    from urllib.parse import quote_plus
+
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventName": "ObjectCreated:Post",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {"key": quote_plus(key, safe="/"), "size": size},
+                },
+            }
+            for key in keys
+        ]
+    }

@@ -38,6 +38,7 @@ REPORT_KEYS = {
         "impression_counts_deleted",
         "author_lists_seen",
         "author_lists_dropped",
+        "media_removed",
         "seconds",
     },
 }
@@ -56,6 +57,11 @@ def local_env(settings) -> Any:
     from infra.local_queues import ensure_fanout_queues
 
     env["FANOUT_QUEUE_URL"], _ = ensure_fanout_queues(settings, name="feed-invoke-test-fanout")
+    # The media sample's bucket (the function deletes the upload its event names).
+    from infra.deploy import aws
+
+    env["MEDIA_BUCKET"] = "feed-invoke-test-media"
+    aws(settings, "s3").create_bucket(Bucket=env["MEDIA_BUCKET"])
     env["JWT_PUBLIC_KEY_FILE"] = ""  # as on a developer's machine: the local key pair
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
@@ -218,5 +224,8 @@ def test_sample_event_is_accepted(path: Path, local_env, make_env):
     response = invoke.invoke(function, json.loads(path.read_text()))
     if function == "fanout":
         assert response == {"batchItemFailures": []}
+    elif function == "media":
+        # The sample's key names no medium of the stores (upload one to see it processed).
+        assert response == {"outcomes": {"ignored": 1}}
     else:
         assert set(response) == REPORT_KEYS[function]

@@ -47,5 +47,5 @@ def test_media_limit_is_the_domains() -> None:
     from newsfeed.posting.rules import MAX_MEDIA
 
     doc = json.loads((ROOT / "docs" / "openapi.json").read_text())
-    media = doc["components"]["schemas"]["CreatePost"]["properties"]["media"]
+    media = doc["components"]["schemas"]["CreatePost"]["properties"]["media_ids"]
     assert media["maxItems"] == MAX_MEDIA == 4

@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from feed_api.schemas import PostMediaOut
 from newsfeed.ids import MAX_ID
-from newsfeed.media.service import MEDIA_TYPES
+from newsfeed.media.service import MEDIA_STATES, MEDIA_TYPES
 
 
 class CreateMedia(BaseModel):
@@ -41,19 +42,33 @@ class UploadTargetOut(BaseModel):
 
 class MediaOut(BaseModel):
     id: str = Field(description="Media id (64-bit snowflake).", examples=["7" * 19])
-    state: str = Field(description="`pending` until the upload is processed.")
-    content_type: str
+    state: Literal[MEDIA_STATES] = Field(  # type: ignore[valid-type]
+        description="`pending` until the upload is processed (seconds after it), then `ready` "
+        "(attach it with `media_ids` in POST /v1/posts) or `failed` (`error` says why); "
+        "`removed` once its post was deleted, or a day after the upload if no post took it."
+    )
+    error: str | None = Field(default=None, description="Why the upload was refused.")
+    content_type: str = Field(
+        description="Declared until processed; then the type found in the file's bytes."
+    )
     size_bytes: int = Field(description="The declared size.")
     created_at: datetime
+    post_id: str | None = Field(default=None, description="The post it is attached to.")
+    media: PostMediaOut | None = Field(
+        default=None, description="Once ready: the medium as a post shows it."
+    )
 
     @classmethod
-    def from_domain(cls, media: Any) -> MediaOut:
+    def from_domain(cls, media: Any, attached: Any = None) -> MediaOut:
         return cls(
             id=str(media.id),
             state=media.state,
+            error=media.error,
             content_type=media.content_type,
             size_bytes=media.size_bytes,
             created_at=media.created_at,
+            post_id=str(media.post_id) if media.post_id is not None else None,
+            media=PostMediaOut.from_domain(attached) if attached is not None else None,
         )
 
 

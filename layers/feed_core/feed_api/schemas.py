@@ -7,26 +7,24 @@ from the domain dataclasses with `from_domain`, so the HTTP shape can evolve apa
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from newsfeed.model import MEDIA_KINDS
-from newsfeed.posting.rules import MAX_MEDIA, MAX_TEXT_LENGTH, MAX_URL_LENGTH
+from newsfeed.posting.rules import MAX_MEDIA, MAX_TEXT_LENGTH
 from newsfeed.social.rules import HANDLE_RE, MAX_DISPLAY_NAME
 
 # The domain's own rules, stated in the schema too (taken from the domain's constants, so there
 # is still one place to change them): a request the schema allows is one the domain accepts,
 # which generated clients and schema-driven tests rely on. The domain still checks them all.
 MAX_TEXT_CHARS = MAX_TEXT_LENGTH
-MAX_URL_CHARS = MAX_URL_LENGTH
 HANDLE_PATTERN = f"^{HANDLE_RE.pattern}$"
 # At least one visible character, and none that a single-line field (or PostgreSQL) refuses.
 _NO_CONTROL = r"\x00-\x1f\x7f-\x9f"
 DISPLAY_NAME_PATTERN = rf"^[^{_NO_CONTROL}]*[^{_NO_CONTROL}\s][^{_NO_CONTROL}]*$"
 # Text may span lines; only NUL is refused (PostgreSQL and BSON tooling choke on it).
 TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
-URL_PATTERN = rf"^https?://[^{_NO_CONTROL}]+$"
 
 
 class CreateUser(BaseModel):
@@ -66,13 +64,63 @@ class UserOut(BaseModel):
         )
 
 
-class Media(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str = Field(
-        max_length=MAX_URL_CHARS, pattern=URL_PATTERN, examples=["https://cdn.example/a.jpg"]
+class VariantOut(BaseModel):
+    name: Literal["thumbnail", "display"] = Field(
+        description="`thumbnail`: at most 320 px a side; `display`: at most 1600 (640 for an "
+        "animation)."
     )
-    # Literal over the domain's tuple: one list of kinds, shown as an enum in OpenAPI.
-    kind: Literal[MEDIA_KINDS] = "image"  # type: ignore[valid-type]
+    url: str = Field(
+        description="On the CDN; immutable (`Cache-Control: public, max-age=31536000, immutable`)."
+    )
+    content_type: str = Field(examples=["image/webp"])
+    width: int
+    height: int
+
+
+class PostMediaOut(BaseModel):
+    """A medium of a post. Posts made before uploads were processed carry only `url` and
+    `kind` (the other fields are null and `variants` empty)."""
+
+    url: str = Field(
+        description="The display variant's URL (for older posts, the URL they were made with).",
+        examples=[
+            "https://d111111abcdef8.cloudfront.net/media/7777777777777777777/"
+            "9f86d081884c7d65/display.webp"
+        ],
+    )
+    kind: Literal[MEDIA_KINDS] = Field(  # type: ignore[valid-type]
+        description="`image`, or `gif` for an animation (GIF or WebP)."
+    )
+    id: str | None = Field(default=None, description="The medium's id (POST /v1/media).")
+    width: int | None = Field(default=None, description="Pixels of the full image, oriented.")
+    height: int | None = None
+    placeholder: str | None = Field(
+        default=None,
+        description="`#rrggbb`, the image's average colour: paint it until a variant loads.",
+        examples=["#7a8b6c"],
+    )
+    variants: list[VariantOut] = Field(default_factory=list)
+
+    @classmethod
+    def from_domain(cls, m: Any) -> PostMediaOut:
+        return cls(
+            url=m.url,
+            kind=m.kind,
+            id=str(m.id) if m.id is not None else None,
+            width=m.width,
+            height=m.height,
+            placeholder=m.placeholder,
+            variants=[
+                VariantOut(
+                    name=v.name,
+                    url=v.url,
+                    content_type=v.content_type,
+                    width=v.width,
+                    height=v.height,
+                )
+                for v in m.variants
+            ],
+        )
 
 
 class CreatePost(BaseModel):
@@ -80,14 +128,22 @@ class CreatePost(BaseModel):
     text: str = Field(
         min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN, examples=["hello, timeline"]
     )
-    media: list[Media] = Field(default_factory=list, max_length=MAX_MEDIA)
+    media_ids: list[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$")]] = Field(
+        default_factory=list,
+        max_length=MAX_MEDIA,
+        description="Up to 4 of your media (POST /v1/media), processed (`state` ready) and on "
+        "no other post, in the order shown: 404 for an id that is not one of yours, 409 for a "
+        "medium not ready or on another post.",
+        examples=[["7" * 19]],
+        json_schema_extra={"uniqueItems": True},
+    )
 
 
 class PostOut(BaseModel):
     id: str = Field(description="Post id (64-bit snowflake, time-ordered).", examples=["7" * 19])
     author_id: str
     text: str
-    media: list[Media]
+    media: list[PostMediaOut]
     created_at: datetime
     like_count: int = 0
 
@@ -97,16 +153,10 @@ class PostOut(BaseModel):
             id=str(post.id),
             author_id=str(post.author_id),
             text=post.text,
-            media=[_media_out(m) for m in (post.media or [])],
+            media=[PostMediaOut.from_domain(m) for m in (post.media or [])],
             created_at=post.created_at,
             like_count=getattr(post, "like_count", 0) or 0,
         )
-
-
-def _media_out(m: Any) -> Media:
-    if isinstance(m, dict):
-        return Media(url=m["url"], kind=m.get("kind", "image"))
-    return Media(url=m.url, kind=m.kind)
 
 
 class UserPage(BaseModel):

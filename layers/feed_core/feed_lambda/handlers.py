@@ -149,3 +149,42 @@ def fanout_handler(handle_message: Callable[[Any], None], obs: Observability) ->
             obs.telemetry.flush()
 
     return handler
+
+
+def upload_handler(process_upload: Callable[[str], str], obs: Observability) -> LambdaHandler:
+    """The Lambda handler of the media function (S3 ObjectCreated on `uploads/`, invoked
+    asynchronously). Each record's object key is given to `process_upload`, which returns its
+    outcome (ready, failed, ignored). Processing is idempotent, so a failing record (a store or
+    the bucket down) fails the invocation after the others ran: Lambda retries the event, and
+    the records done are ignored the second time."""
+    from urllib.parse import unquote_plus
+
+    logger, tracer, metrics = obs.logger, obs.tracer, obs.metrics
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        outcomes: dict[str, int] = {}
+        failure: Exception | None = None
+        try:
+            for record in event.get("Records") or ():
+                # S3's keys arrive URL-encoded, spaces as "+".
+                key = unquote_plus(((record.get("s3") or {}).get("object") or {}).get("key", ""))
+                if not key:
+                    continue  # s3:TestEvent and other records without an object
+                try:
+                    outcome = process_upload(key)
+                except Exception as exc:
+                    logger.exception("upload not processed", extra={"key": key})
+                    failure = failure or exc
+                    outcome = "error"
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                logger.info("upload processed", extra={"key": key, "outcome": outcome})
+        finally:
+            obs.telemetry.flush()
+        if failure is not None:
+            raise failure
+        return {"outcomes": outcomes}
+
+    return handler

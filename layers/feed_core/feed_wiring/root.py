@@ -9,6 +9,7 @@ connects to it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -28,10 +29,12 @@ if TYPE_CHECKING:
     from newsfeed.jobs.repair import PendingRepair
     from newsfeed.jobs.rollup import EngagementRollup, EngagementStore
     from newsfeed.jobs.stats import StatsService
+    from newsfeed.media.processing import MediaProcessor
     from newsfeed.media.service import MediaService
     from newsfeed.ports import (
         FanoutQueue,
         GraphStore,
+        MediaObjects,
         MediaStore,
         PostStore,
         TimelineStore,
@@ -61,6 +64,8 @@ class Services:
     repair: PendingRepair
     impressions: ImpressionDrain
     media: MediaService
+    # The media function's: built on first use, so that only it imports Pillow.
+    media_processing: Callable[[], MediaProcessor]
     # The feed policy and the timeline store, for tools and tests that inspect timelines.
     feeds: FeedManager
     timelines: TimelineStore
@@ -82,6 +87,7 @@ def build_services(
     queue: FanoutQueue | None = None,
     media: MediaStore | None = None,
     uploads: UploadSigner | None = None,
+    media_objects: MediaObjects | None = None,
     ids: IdGenerator | None = None,
     telemetry: Telemetry | None = None,
 ) -> Services:
@@ -171,6 +177,14 @@ def build_services(
             region=settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
         )
+    if media_objects is None:
+        from feed_adapters.s3.media_objects import S3MediaObjects
+
+        media_objects = S3MediaObjects(
+            settings.media_bucket,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
     if timelines is None:
         from feed_adapters.redis.timeline_store import RedisTimelineStore
 
@@ -219,10 +233,43 @@ def build_services(
         post = post_store.get_post(post_id)
         return post is not None and not post.is_deleted
 
+    def post_stored(post_id: int) -> bool:
+        return post_store.get_post(post_id) is not None
+
+    media_service = MediaService(
+        media,
+        uploads,
+        ids,
+        max_bytes=settings.media_max_bytes,
+        upload_seconds=settings.media_upload_seconds,
+        objects=media_objects,
+        cdn_base=settings.media_url_base,
+        post_exists=post_stored,
+    )
+    media_store, objects = media, media_objects
+
+    def media_processing() -> MediaProcessor:
+        from feed_adapters.images.pillow_renderer import PillowRenderer
+        from newsfeed.media.processing import ImageLimits, MediaProcessor
+
+        return MediaProcessor(
+            media_store,
+            objects,
+            PillowRenderer(),
+            max_bytes=settings.media_max_bytes,
+            limits=ImageLimits(
+                max_pixels=settings.media_max_pixels,
+                max_frames=settings.media_max_frames,
+                max_animation_pixels=settings.media_max_animation_pixels,
+            ),
+        )
+
     return Services(
         profiles=ProfileService(graph, timelines, cursors, ids),
         social=SocialGraphService(graph, feeds, queue, events, threshold=rules.threshold),
-        posts=PostService(graph, posts, bodies, feeds, queue, cursors, ids, events),
+        posts=PostService(
+            graph, posts, bodies, feeds, queue, cursors, ids, events, media=media_service
+        ),
         likes=LikeService(graph, posts, bodies, queue, events),
         feed=feed,
         fanout=FanoutJobHandler(
@@ -235,6 +282,7 @@ def build_services(
             chunk_size=rules.fanout_chunk_size,
             page_size=rules.fanout_page_size,
             telemetry=telemetry,
+            media=media_service,
         ),
         stats=StatsService(engagement, post_exists, graph.user_exists),
         prewarm=Prewarmer(
@@ -252,16 +300,12 @@ def build_services(
             claims=posts,
             events=EventRetention(engagement, days=rules.engagement_retention_days),
             author_list_silent_days=rules.author_list_silent_days,
+            media=media_service,
         ),
         rollup=EngagementRollup(engagement, drain_buffer=lambda: _drained(drain.run())),
         impressions=drain,
-        media=MediaService(
-            media,
-            uploads,
-            ids,
-            max_bytes=settings.media_max_bytes,
-            upload_seconds=settings.media_upload_seconds,
-        ),
+        media=media_service,
+        media_processing=functools.cache(media_processing),
         repair=PendingRepair(posts, graph, queue),
         feeds=feeds,
         timelines=timelines,

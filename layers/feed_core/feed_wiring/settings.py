@@ -56,6 +56,15 @@ class Settings:
     media_bucket: str = "feed-media"
     media_max_bytes: int = 10 * 1024 * 1024
     media_upload_seconds: int = 300
+    # Where variants are served from: the CloudFront distribution in AWS (template.yaml sets
+    # it), a stable name in front of it in production; unset, the bucket's own S3 address
+    # (locally the emulator's, which serves its buckets to anyone). No trailing slash.
+    media_cdn_base: str | None = None
+    # Processing limits: pixels of an image (checked from the header, before decoding), and
+    # of an animation its frames and their pixels in all.
+    media_max_pixels: int = 40_000_000
+    media_max_frames: int = 200
+    media_max_animation_pixels: int = 100_000_000
     # Feed rules.
     celebrity_threshold: int = 10_000
     # Back to push below this follower count (None: 10% below the threshold).
@@ -138,6 +147,15 @@ class Settings:
         if not self.postgres_replica_host:
             return None
         return self._postgres_dsn(self.postgres_replica_host, self.postgres_replica_port)
+
+    @property
+    def media_url_base(self) -> str:
+        """MEDIA_CDN_BASE, else the media bucket's S3 address (path-style on an emulator)."""
+        if self.media_cdn_base:
+            return self.media_cdn_base.rstrip("/")
+        if self.aws_endpoint_url:
+            return f"{self.aws_endpoint_url.rstrip('/')}/{self.media_bucket}"
+        return f"https://{self.media_bucket}.s3.{self.aws_region}.amazonaws.com"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -73,6 +73,10 @@ class MediaStoreUnavailable(StoreUnavailable):
     store = "media"
 
 
+class MediaBucketUnavailable(StoreUnavailable):
+    store = "media bucket"
+
+
 class DuplicateId(DomainError):
     """A store already holds a record under this id (a snowflake collision, or a concurrent
     retry of the same idempotent create): the caller decides which."""

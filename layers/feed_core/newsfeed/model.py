@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 FanoutMode = Literal["push", "pull", "push_pending"]
 FANOUT_MODES: tuple[str, ...] = ("push", "pull", "push_pending")
+# "video" only on posts made before uploads were processed (issue 13), which took any URL.
 MEDIA_KINDS: tuple[str, ...] = ("image", "video", "gif")
 # States of a timeline or author list: usable only when ready (a missing or building one is
 # rebuilt by its reader).
@@ -46,18 +47,83 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaVariant:
+    """One rendition of a processed medium: its object `key` in the media bucket, and, in a
+    post, the `url` it is served from (the CDN base + key)."""
+
+    name: str  # "thumbnail" | "display"
+    key: str
+    content_type: str
+    width: int
+    height: int
+    url: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "key": self.key,
+            "content_type": self.content_type,
+            "width": self.width,
+            "height": self.height,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MediaVariant:
+        return cls(
+            name=data["name"],
+            key=data["key"],
+            content_type=data["content_type"],
+            width=int(data["width"]),
+            height=int(data["height"]),
+            url=data.get("url") or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Media:
+    """A medium as a post carries it. Posts made before uploads (issue 13) carry only `url` and
+    `kind`; an attached upload also has its id, the display size, a placeholder colour and
+    its variants, `url` being the display variant's."""
+
     url: str
     kind: str
+    id: int | None = None
+    width: int | None = None
+    height: int | None = None
+    placeholder: str | None = None
+    variants: tuple[MediaVariant, ...] = ()
 
-    def to_dict(self) -> dict[str, str]:
-        return {"url": self.url, "kind": self.kind}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "kind": self.kind,
+            "id": str(self.id) if self.id is not None else None,
+            "width": self.width,
+            "height": self.height,
+            "placeholder": self.placeholder,
+            "variants": [v.to_dict() for v in self.variants],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Media:
+        raw_id = data.get("id")
+        return cls(
+            url=data["url"],
+            kind=data["kind"],
+            id=int(raw_id) if raw_id is not None else None,
+            width=data.get("width"),
+            height=data.get("height"),
+            placeholder=data.get("placeholder"),
+            variants=tuple(MediaVariant.from_dict(v) for v in data.get("variants") or ()),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class MediaRecord:
-    """An uploaded (or awaited) medium: its S3 object is `key`; `state` is `pending` until
-    the upload is processed."""
+    """An uploaded (or awaited) medium. Its upload is the object `key`; `state` goes
+    pending -> ready (variants written) or failed (`error` says why), and removed once its
+    objects are deleted. `post_id` is the one post it is attached to."""
 
     id: int
     owner_id: int
@@ -66,6 +132,16 @@ class MediaRecord:
     state: str
     key: str
     created_at: datetime
+    kind: str | None = None
+    width: int | None = None
+    height: int | None = None
+    placeholder: str | None = None
+    variants: tuple[MediaVariant, ...] = ()
+    error: str | None = None
+    processed_at: datetime | None = None
+    post_id: int | None = None
+    attached_at: datetime | None = None
+    purged_at: datetime | None = None  # when its objects were deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +187,7 @@ class Post:
             id=int(data["id"]),
             author_id=int(data["author_id"]),
             text=data["text"],
-            media=tuple(Media(url=m["url"], kind=m["kind"]) for m in data.get("media") or ()),
+            media=tuple(Media.from_dict(m) for m in data.get("media") or ()),
             created_at=datetime.fromisoformat(data["created_at"]),
             like_count=int(data.get("like_count", 0)),
             deleted_at=datetime.fromisoformat(deleted) if deleted else None,

@@ -147,6 +147,46 @@ class MediaStore(Protocol):
 
     def get_media(self, media_id: int) -> MediaRecord | None: ...
 
+    def finish_processing(self, media: MediaRecord) -> bool:
+        """Store the outcome (ready or failed, with its fields) if the record is still pending;
+        False when it is not (another run finished it, or it was removed)."""
+
+    def claim_for_post(
+        self,
+        media_id: int,
+        owner_id: int,
+        post_id: int,
+        at: datetime,
+        stale_post_id: int | None = None,
+    ) -> MediaRecord | None:
+        """Attach a ready medium of `owner_id` to `post_id` if it is on no post, or already on
+        this one (or, with `stale_post_id`, on that one); the record after, else None."""
+
+    def release_claim(self, media_id: int, post_id: int) -> None:
+        """Detach the medium if `post_id` holds it."""
+
+    def mark_removed(self, media_id: int, post_id: int | None) -> bool:
+        """Mark removed if not already and on `post_id` (None: on no post); False otherwise."""
+
+    def mark_purged(self, media_id: int, at: datetime) -> None: ...
+
+    def media_to_purge(self, created_before: datetime, limit: int) -> list[MediaRecord]:
+        """Not yet purged, and either on no post and created before the cutoff, or removed."""
+
+
+class MediaObjects(Protocol):
+    """The media bucket's objects (S3)."""
+
+    def size(self, key: str) -> int | None:
+        """Bytes of the object, None if there is none."""
+
+    def read(self, key: str) -> bytes: ...
+
+    def write(self, key: str, data: bytes, content_type: str, cache_control: str) -> None: ...
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Delete these objects; a missing one is not an error."""
+
 
 class UploadSigner(Protocol):
     """Signs browser upload targets for the media bucket (S3 presigned POST)."""

@@ -23,15 +23,12 @@ def publish(posts_api: LambdaApi, user: dict[str, Any], text: str, **extra: Any)
 
 def test_publish_and_read(posts_api: LambdaApi, make_user: MakeUser) -> None:
     alice = make_user()
-    media = [{"url": "https://cdn.example/cat.jpg", "kind": "image"}]
-    resp = posts_api.call(
-        "POST", "/v1/posts", sub=alice["sub"], body={"text": "hello", "media": media}
-    )
+    resp = posts_api.call("POST", "/v1/posts", sub=alice["sub"], body={"text": "hello"})
     assert resp.status == 201, resp.text
     post = resp.json()
     assert post["id"].isdigit() and 0 < int(post["id"]) < 2**63  # a string, never a JSON number
     assert post["author_id"] == alice["id"]
-    assert post["text"] == "hello" and post["media"] == media and post["like_count"] == 0
+    assert post["text"] == "hello" and post["media"] == [] and post["like_count"] == 0
     assert resp.headers["location"] == f"/v1/posts/{post['id']}"
 
     got = posts_api.call("GET", f"/v1/posts/{post['id']}", sub=new_subject())
@@ -56,7 +53,10 @@ def test_text_too_long_is_4xx(posts_api: LambdaApi, make_user: MakeUser) -> None
     [
         {},
         {"text": 5},
-        {"text": "hi", "media": [{"url": "https://x/y", "kind": "hologram"}]},
+        # Media URLs are no longer taken: media are uploaded (POST /v1/media), then attached.
+        {"text": "hi", "media": [{"url": "https://x/y", "kind": "image"}]},
+        {"text": "hi", "media_ids": ["12a"]},
+        {"text": "hi", "media_ids": "123"},
         {"text": "hi", "author_id": "1"},
     ],
 )
@@ -70,7 +70,7 @@ def test_malformed_post_is_422(posts_api: LambdaApi, make_user: MakeUser, body: 
     "body",
     [
         {"text": "hello\x00world"},
-        {"text": "hi", "media": [{"url": "https://cdn.example/a\x00.jpg", "kind": "image"}]},
+        {"text": "hi", "media_ids": ["1\x00"]},
     ],
 )
 def test_nul_the_store_would_refuse_is_422_and_nothing_is_stored(

@@ -17,7 +17,7 @@ from typing import Any
 from bson import ObjectId
 
 from newsfeed.ids import to_member
-from newsfeed.model import Media, MediaRecord, Post
+from newsfeed.model import Media, MediaRecord, MediaVariant, Post
 
 
 def doc_id(value: int) -> str:
@@ -73,7 +73,7 @@ def post_from_doc(doc: dict[str, Any]) -> Post:
         id=from_doc_id(doc["_id"]),
         author_id=from_doc_id(doc["author_id"]),
         text=doc["text"],
-        media=tuple(Media(url=m["url"], kind=m["kind"]) for m in doc.get("media") or ()),
+        media=tuple(Media.from_dict(m) for m in doc.get("media") or ()),
         created_at=aware(doc["created_at"]),
         like_count=int(doc.get("like_count", 0)),
         deleted_at=aware(doc.get("deleted_at")),
@@ -89,12 +89,32 @@ def media_doc(media: MediaRecord) -> dict[str, Any]:
         "state": media.state,
         "key": media.key,
         "created_at": media.created_at,
+        **media_outcome_fields(media),
+        "post_id": doc_id(media.post_id) if media.post_id is not None else None,
+        "attached_at": media.attached_at,
+        "purged_at": media.purged_at,
+    }
+
+
+def media_outcome_fields(media: MediaRecord) -> dict[str, Any]:
+    """What processing sets: the state and what came of it."""
+    return {
+        "state": media.state,
+        "content_type": media.content_type,
+        "kind": media.kind,
+        "width": media.width,
+        "height": media.height,
+        "placeholder": media.placeholder,
+        "variants": [v.to_dict() for v in media.variants],
+        "error": media.error,
+        "processed_at": media.processed_at,
     }
 
 
 def media_from_doc(doc: dict[str, Any]) -> MediaRecord:
     created_at = aware(doc["created_at"])
     assert created_at is not None
+    post_id = doc.get("post_id")
     return MediaRecord(
         id=from_doc_id(doc["_id"]),
         owner_id=from_doc_id(doc["owner_id"]),
@@ -103,6 +123,16 @@ def media_from_doc(doc: dict[str, Any]) -> MediaRecord:
         state=doc["state"],
         key=doc["key"],
         created_at=created_at,
+        kind=doc.get("kind"),
+        width=doc.get("width"),
+        height=doc.get("height"),
+        placeholder=doc.get("placeholder"),
+        variants=tuple(MediaVariant.from_dict(v) for v in doc.get("variants") or ()),
+        error=doc.get("error"),
+        processed_at=aware(doc.get("processed_at")),
+        post_id=from_doc_id(post_id) if post_id is not None else None,
+        attached_at=aware(doc.get("attached_at")),
+        purged_at=aware(doc.get("purged_at")),
     )
 
 

@@ -1,17 +1,21 @@
-"""Media records in MongoDB's `media` collection (DocumentDB 5.0 API subset: insert and `_id`
-point reads only). Ids are fixed-width strings (documents.py says why)."""
+"""Media records in MongoDB's `media` collection (DocumentDB 5.0 API subset: point reads, and
+conditional updates on `_id` that are atomic per document). Ids are fixed-width strings
+(documents.py says why)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from newsfeed.errors import DuplicateId, MediaStoreUnavailable
+from newsfeed.media.service import PENDING, READY, REMOVED
 from newsfeed.model import MediaRecord
 
 from ..translate import StoreBreaker, unavailable_on
-from .documents import doc_id, media_doc, media_from_doc
+from .documents import doc_id, media_doc, media_from_doc, media_outcome_fields
 from .errors import UNAVAILABLE_ERRORS
 
 if TYPE_CHECKING:
@@ -34,3 +38,65 @@ class MongoMediaStore:
     def get_media(self, media_id: int) -> MediaRecord | None:
         doc = self._media.find_one({"_id": doc_id(media_id)})
         return media_from_doc(doc) if doc else None
+
+    def finish_processing(self, media: MediaRecord) -> bool:
+        done = self._media.update_one(
+            {"_id": doc_id(media.id), "state": PENDING}, {"$set": media_outcome_fields(media)}
+        )
+        return done.modified_count == 1
+
+    def claim_for_post(
+        self,
+        media_id: int,
+        owner_id: int,
+        post_id: int,
+        at: datetime,
+        stale_post_id: int | None = None,
+    ) -> MediaRecord | None:
+        held_by: list[str | None] = [None, doc_id(post_id)]
+        if stale_post_id is not None:
+            held_by = [doc_id(stale_post_id)]
+        doc = self._media.find_one_and_update(
+            {
+                "_id": doc_id(media_id),
+                "owner_id": doc_id(owner_id),
+                "state": READY,
+                "post_id": {"$in": held_by},
+            },
+            {"$set": {"post_id": doc_id(post_id), "attached_at": at}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return media_from_doc(doc) if doc else None
+
+    def release_claim(self, media_id: int, post_id: int) -> None:
+        self._media.update_one(
+            {"_id": doc_id(media_id), "post_id": doc_id(post_id), "state": READY},
+            {"$set": {"post_id": None, "attached_at": None}},
+        )
+
+    def mark_removed(self, media_id: int, post_id: int | None) -> bool:
+        done = self._media.update_one(
+            {
+                "_id": doc_id(media_id),
+                "state": {"$ne": REMOVED},
+                "post_id": doc_id(post_id) if post_id is not None else None,
+            },
+            {"$set": {"state": REMOVED}},
+        )
+        return done.modified_count == 1
+
+    def mark_purged(self, media_id: int, at: datetime) -> None:
+        self._media.update_one({"_id": doc_id(media_id)}, {"$set": {"purged_at": at}})
+
+    def media_to_purge(self, created_before: datetime, limit: int) -> list[MediaRecord]:
+        docs = self._media.find(
+            {
+                "purged_at": None,
+                "$or": [
+                    {"post_id": None, "created_at": {"$lt": created_before}},
+                    {"state": REMOVED},
+                ],
+            },
+            limit=limit,
+        )
+        return [media_from_doc(d) for d in docs]

@@ -31,20 +31,9 @@ class S3UploadSigner:
 
     def _s3(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            from .client import s3_client
 
-            # Always SigV4: botocore's default for presigned POSTs in some regions is the
-            # legacy signature, which new regions and KMS-encrypted buckets refuse.
-            # An emulator endpoint (127.0.0.1:4566) takes path-style addressing only; AWS
-            # gets the virtual-hosted style its new buckets need.
-            config = Config(
-                signature_version="s3v4",
-                s3={"addressing_style": "path" if self._endpoint_url else "virtual"},
-            )
-            self._client = boto3.client(
-                "s3", region_name=self._region, endpoint_url=self._endpoint_url, config=config
-            )
+            self._client = s3_client(self._region, self._endpoint_url)
         return self._client
 
     def upload_target(

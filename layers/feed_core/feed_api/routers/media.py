@@ -39,4 +39,6 @@ def create_media(
     responses=error_responses(404),
 )
 def get_media(media_id: MediaId, me: CurrentUser, services: ServicesDep) -> MediaOut:
-    return MediaOut.from_domain(services.media.get(me.id, media_id))
+    record = services.media.get(me.id, media_id)
+    ready = record.state == "ready"
+    return MediaOut.from_domain(record, services.media.as_attached(record) if ready else None)

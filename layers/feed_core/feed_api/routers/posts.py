@@ -51,8 +51,7 @@ def create_post(
         ),
     ] = None,
 ) -> PostOut:
-    media = [m.model_dump() for m in body.media]
-    post = services.posts.create(me.id, body.text, media, idempotency_key=idempotency_key)
+    post = services.posts.create(me.id, body.text, body.media_ids, idempotency_key=idempotency_key)
     response.headers["Location"] = f"/v1/posts/{post.id}"
     return PostOut.from_domain(post)
 

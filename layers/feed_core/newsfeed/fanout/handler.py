@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from ..feed.manager import FeedManager
 from ..ids import id_to_ms
+from ..model import Post
 from ..ports import FanoutQueue, GraphStore, PostStore, TimelineStore
 from ..telemetry import (
     FANOUT_CHUNK_JOBS,
@@ -50,6 +51,10 @@ METRIC_KIND: dict[type, str] = {
 }
 
 
+class PostMediaRemoval(Protocol):
+    def remove_post_media(self, post: Post) -> int: ...
+
+
 class FanoutJobHandler:
     def __init__(
         self,
@@ -64,7 +69,9 @@ class FanoutJobHandler:
         page_size: int,
         telemetry: Telemetry = NO_TELEMETRY,
         wall_ms: Callable[[], float] = lambda: time.time() * 1000,
+        media: PostMediaRemoval | None = None,
     ) -> None:
+        self._media = media
         self._telemetry = telemetry
         self._wall_ms = wall_ms
         self._graph = graph
@@ -156,6 +163,9 @@ class FanoutJobHandler:
         # A pull-mode author's post was never pushed (or only before the author became a
         # celebrity): its tombstone hides it, and planning chunks over millions of followers
         # would only time out.
+        if self._media is not None and any(m.id is not None for m in post.media):
+            # Its uploads' objects go with it (a bucket fault fails the job: delivered again).
+            self._media.remove_post_media(post)
         self._posts.clear_pending(job.post_id, "retract")
 
     def _backfill_author(self, job: BackfillAuthor) -> None:

@@ -54,6 +54,7 @@ class CleanupReport:
     impression_counts_deleted: int = 0
     author_lists_seen: int = 0
     author_lists_dropped: int = 0
+    media_removed: int = 0
 
     def to_dict(self) -> dict[str, int | float]:
         return {
@@ -65,12 +66,17 @@ class CleanupReport:
             "impression_counts_deleted": self.impression_counts_deleted,
             "author_lists_seen": self.author_lists_seen,
             "author_lists_dropped": self.author_lists_dropped,
+            "media_removed": self.media_removed,
             "seconds": self.seconds,
         }
 
 
 class ClaimExpiry(Protocol):
     def expire_post_requests(self, before: datetime) -> int: ...
+
+
+class UnattachedMedia(Protocol):
+    def remove_unattached(self, limit: int = ...) -> int: ...
 
 
 class TimelineCleanup:
@@ -83,6 +89,7 @@ class TimelineCleanup:
         claims: ClaimExpiry | None = None,
         events: EventRetention | None = None,
         author_list_silent_days: int | None = None,
+        media: UnattachedMedia | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Without `author_list_silent_days` author lists are left alone (so with `claims` and
@@ -92,6 +99,7 @@ class TimelineCleanup:
                 f"author lists must be kept a day at least, not {author_list_silent_days}"
             )
         self._claims = claims
+        self._media = media
         self._events = events
         self._silent_days = author_list_silent_days
         self._users = users
@@ -123,6 +131,8 @@ class TimelineCleanup:
                 now - timedelta(hours=IDEMPOTENCY_KEY_HOURS)
             )
         events = self._events.run(now) if self._events is not None else None
+        # Uploads no post took within a day, and removals a fault interrupted.
+        media_removed = self._media.remove_unattached() if self._media is not None else 0
         return CleanupReport(
             seen,
             dropped,
@@ -133,4 +143,5 @@ class TimelineCleanup:
             impression_counts_deleted=events.impression_counts_deleted if events else 0,
             author_lists_seen=lists_seen,
             author_lists_dropped=lists_dropped,
+            media_removed=media_removed,
         )

@@ -6,19 +6,18 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import InvalidInput
-from ..model import MEDIA_KINDS, Media
+from ..errors import InvalidInput, NotFound
+from ..ids import MAX_ID, parse_id
 
 MAX_TEXT_LENGTH = 2000
 MAX_MEDIA = 4
-MAX_URL_LENGTH = 2048
+MAX_URL_LENGTH = 2048  # of a media URL in posts made before uploads
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # A key claims its post this long; a request with the key after that creates a new post (the
 # claim is replaced), and the cleanup job deletes claims this old.
 IDEMPOTENCY_KEY_HOURS = 24
-# The post store (FerretDB over PostgreSQL) refuses NUL in text; a URL has no control characters.
+# The post store (FerretDB over PostgreSQL) refuses NUL in text.
 _NUL = "\x00"
-_URL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def check_text(text: Any) -> str:
@@ -31,32 +30,28 @@ def check_text(text: Any) -> str:
     return text
 
 
-def check_media(media: Sequence[Any] | None) -> tuple[Media, ...]:
-    if media is None:
+def check_media_ids(media_ids: Sequence[Any] | None) -> tuple[int, ...]:
+    """The ids of the media to attach, in order: at most MAX_MEDIA, none repeated (whose
+    they are and whether they are processed is the media service's to check)."""
+    if media_ids is None:
         return ()
-    if not isinstance(media, (list, tuple)):
-        raise InvalidInput("media must be a list")
-    if len(media) > MAX_MEDIA:
-        raise InvalidInput(f"at most {MAX_MEDIA} media items")
-    out = []
-    for item in media:
-        url, kind = (
-            (item.url, item.kind)
-            if isinstance(item, Media)
-            else ((item.get("url"), item.get("kind")) if isinstance(item, dict) else (None, None))
-        )
-        if (
-            not isinstance(url, str)
-            or not url.startswith(("https://", "http://"))
-            or len(url) > MAX_URL_LENGTH
-        ):
-            raise InvalidInput("each media item needs an http(s) url of at most 2048 characters")
-        if _URL_CONTROL.search(url):
-            raise InvalidInput("a media url must not contain control characters")
-        if kind not in MEDIA_KINDS:
-            raise InvalidInput(f"media kind must be one of {', '.join(MEDIA_KINDS)}")
-        out.append(Media(url, kind))
-    return tuple(out)
+    if not isinstance(media_ids, (list, tuple)):
+        raise InvalidInput("media_ids must be a list")
+    if len(media_ids) > MAX_MEDIA:
+        raise InvalidInput(f"at most {MAX_MEDIA} media per post")
+    ids = tuple(_media_id(m) for m in media_ids)
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("media_ids must not repeat a medium")
+    return ids
+
+
+def _media_id(raw: Any) -> int:
+    # A well-formed id above the 63-bit range names no medium: not found, as any other would be
+    # (the API's schema takes up to 19 digits).
+    well_formed = isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 19
+    if well_formed and int(raw) > MAX_ID:
+        raise NotFound(f"media {raw} not found")
+    return parse_id(raw, "media id")
 
 
 def check_idempotency_key(key: str | None) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..clock import Clock, utcnow
 from ..cursor import CursorCodec
@@ -18,6 +18,7 @@ from ..errors import (
     Conflict,
     DuplicateId,
     Forbidden,
+    InvalidInput,
     NotFound,
     QueueUnavailable,
     TimelineStoreUnavailable,
@@ -25,11 +26,14 @@ from ..errors import (
 from ..fanout.jobs import PushPost, RetractPost
 from ..feed.manager import FeedManager
 from ..ids import IdGenerator, id_to_datetime
-from ..model import Media, Page, Post
+from ..model import Page, Post
 from ..paging import check_limit
 from ..ports import FanoutQueue, GraphStore, PostStore
 from .bodies import PostBodies
-from .rules import IDEMPOTENCY_KEY_HOURS, check_idempotency_key, check_media, check_text
+from .rules import IDEMPOTENCY_KEY_HOURS, check_idempotency_key, check_media_ids, check_text
+
+if TYPE_CHECKING:
+    from ..media.service import MediaService
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,9 @@ class PostService:
         ids: IdGenerator,
         events: EngagementEvents,
         clock: Clock = utcnow,
+        media: MediaService | None = None,
     ) -> None:
+        self._media = media
         self._graph = graph
         self._posts = posts
         self._bodies = bodies
@@ -63,7 +69,7 @@ class PostService:
         self,
         author_id: int,
         text: str,
-        media: Sequence[Any] | None = None,
+        media_ids: Sequence[int] | None = None,
         idempotency_key: str | None = None,
     ) -> Post:
         """Store the post (pending delivery), then queue its fan-out job (also for a pull-mode
@@ -73,13 +79,18 @@ class PostService:
         With an `idempotency_key`, a retry of the same request returns the same post and redoes
         only the steps that may not have happened (all of them idempotent), so a client that
         lost the response, or got a 503, can retry without creating a duplicate.
+
+        `media_ids` are the author's processed uploads, in the order shown (MediaService.attach
+        says what is refused); each goes to this post only.
         """
         text = check_text(text)
-        items = check_media(media)
+        media = check_media_ids(media_ids)
+        if media and self._media is None:
+            raise InvalidInput("this deployment takes no media")
         idempotency_key = check_idempotency_key(idempotency_key)
         if self._graph.fanout_mode(author_id) is None:
             raise NotFound(f"user {author_id} not found")
-        post = self._store_new_post(author_id, text, items, idempotency_key)
+        post = self._store_new_post(author_id, text, media, idempotency_key)
         # Stored pending delivery: from here on the post reaches its readers whatever fails
         # next (the fan-out job, or the repair job when the queue is down), so the answer is
         # 201 and never a 503 that invites a duplicate.
@@ -97,9 +108,10 @@ class PostService:
         return post
 
     def _store_new_post(
-        self, author_id: int, text: str, items: tuple[Media, ...], idempotency_key: str | None
+        self, author_id: int, text: str, media_ids: tuple[int, ...], idempotency_key: str | None
     ) -> Post:
-        """Insert into the post store (the truth); with a key, at most once per key."""
+        """Insert into the post store (the truth); with a key, at most once per key. The media
+        are claimed for the post's id first, and let go if the post is not stored."""
         for attempt in range(ID_COLLISION_RETRIES):
             post_id = self._ids.next_id()
             if idempotency_key is not None:
@@ -111,23 +123,37 @@ class PostService:
                 )
                 existing = self._posts.get_post(post_id)
                 if existing is not None:
-                    _check_replay(existing, text, items)
+                    _check_replay(existing, text, media_ids)
                     return existing
+            items = self._media.attach(author_id, media_ids, post_id) if media_ids else ()
             post = Post(post_id, author_id, text, items, id_to_datetime(post_id))
             try:
                 self._posts.insert_post(post)
                 return post
             except DuplicateId:
                 if idempotency_key is not None:
-                    # A concurrent retry of the same request inserted it first.
+                    # A concurrent retry of the same request inserted it first (and holds the
+                    # same media, claimed for the same id).
                     existing = self._posts.get_post(post_id)
                     if existing is not None and existing.author_id == author_id:
-                        _check_replay(existing, text, items)
+                        _check_replay(existing, text, media_ids)
                         return existing
+                    self._release(media_ids, post_id)
                     raise
+                self._release(media_ids, post_id)
                 if attempt == ID_COLLISION_RETRIES - 1:
                     raise
+            except BaseException:
+                # Not stored (as far as this process knows): the media may go on another post.
+                # If the insert did land, a retry with the key finds the post and its claims.
+                if idempotency_key is None:
+                    self._release(media_ids, post_id)
+                raise
         raise AssertionError("unreachable")
+
+    def _release(self, media_ids: tuple[int, ...], post_id: int) -> None:
+        if media_ids and self._media is not None:
+            self._media.release(media_ids, post_id)
 
     def get(self, post_id: int, viewer_id: int | None = None) -> Post:
         """The post as `viewer_id` may see it (None: a caller no one can have blocked). Across a
@@ -185,9 +211,9 @@ class PostService:
         return Page(posts, self._cursors.encode_int("posts", "b", posts[-1].id) if more else None)
 
 
-def _check_replay(existing: Post, text: str, items: tuple[Media, ...]) -> None:
+def _check_replay(existing: Post, text: str, media_ids: tuple[int, ...]) -> None:
     """A retry with the same key returns the first post, unless that cannot be the answer."""
-    if existing.text != text or existing.media != items:
+    if existing.text != text or tuple(m.id for m in existing.media) != media_ids:
         raise Conflict("Idempotency-Key was already used for a different post")
     if existing.is_deleted:
         # Returning it would put a deleted post back into the author's list and the cache.

@@ -1,0 +1,1 @@
+"""Image decoding and encoding (Pillow): only the media function imports this package."""

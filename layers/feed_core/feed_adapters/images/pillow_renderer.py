@@ -1,0 +1,151 @@
+"""Variants of an upload, with Pillow. Pillow is in the media function's own requirements
+(functions/media/requirements.txt), not the shared layer: no other function pays for it.
+
+Only formats the processing step sniffed are opened (Pillow's own detection is narrowed to
+that one), the size in the header is checked before any pixel is decoded (a small file can
+declare a huge image: a decompression bomb), and every variant is re-encoded from pixels: EXIF
+(location, camera, time), XMP and comments are not carried over; the EXIF orientation is
+applied to the pixels first, and the ICC colour profile is kept.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from newsfeed.media.processing import (
+    ImageLimits,
+    ImageRefused,
+    RenderedImage,
+    RenderedVariant,
+    VariantSpec,
+)
+from newsfeed.media.sniffing import GIF, JPEG, PNG, WEBP
+
+# Sniffed type -> Pillow's format name (the only one it may try).
+PILLOW_FORMATS = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP", GIF: "GIF"}
+WEBP_QUALITY = 82
+ANIMATION_FALLBACK_MS = 100
+
+
+class PillowRenderer:
+    def render(
+        self, data: bytes, content_type: str, specs: Sequence[VariantSpec], limits: ImageLimits
+    ) -> RenderedImage:
+        fmt = PILLOW_FORMATS.get(content_type)
+        if fmt is None:
+            raise ImageRefused(f"{content_type} is not taken")
+        try:
+            image = Image.open(io.BytesIO(data), formats=[fmt])
+        except Image.DecompressionBombError as exc:
+            # Pillow's own guard, past twice its MAX_IMAGE_PIXELS: far above ours.
+            raise ImageRefused(
+                f"the image has more than {limits.max_pixels} pixels; fewer are taken"
+            ) from exc
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise ImageRefused(f"the file is not a readable {fmt} image") from exc
+        with image:
+            width, height = image.size
+            if width < 1 or height < 1 or width * height > limits.max_pixels:
+                raise ImageRefused(
+                    f"the image is {width}x{height} pixels; at most {limits.max_pixels} pixels "
+                    "are taken"
+                )
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            if frames > 1:
+                if frames > limits.max_frames or frames * width * height > (
+                    limits.max_animation_pixels
+                ):
+                    raise ImageRefused(
+                        f"the animation has {frames} frames of {width}x{height}; at most "
+                        f"{limits.max_frames} frames and {limits.max_animation_pixels} pixels "
+                        "in all are taken"
+                    )
+                return self._animation(image, specs)
+            return self._still(image, specs)
+
+    def _still(self, image: Image.Image, specs: Sequence[VariantSpec]) -> RenderedImage:
+        try:
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ImageRefused("the image is damaged and does not decode") from exc
+        icc = image.info.get("icc_profile")
+        pixels = _web_mode(oriented)
+        variants = []
+        for spec in specs:
+            variant = pixels.copy()
+            variant.thumbnail((spec.max_side, spec.max_side), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            variant.save(out, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=icc)
+            variants.append(
+                RenderedVariant(
+                    spec.name, out.getvalue(), WEBP, "webp", variant.width, variant.height
+                )
+            )
+        return RenderedImage(
+            kind="image",
+            width=pixels.width,
+            height=pixels.height,
+            placeholder=_average_colour(pixels),
+            variants=tuple(variants),
+        )
+
+    def _animation(self, image: Image.Image, specs: Sequence[VariantSpec]) -> RenderedImage:
+        """An animated WebP per spec, every frame kept, at the spec's animated size."""
+        loop = int(image.info.get("loop", 0) or 0)
+        try:
+            frames = []
+            durations = []
+            for frame in ImageSequence.Iterator(image):
+                frames.append(frame.convert("RGBA"))
+                durations.append(int(frame.info.get("duration") or ANIMATION_FALLBACK_MS))
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ImageRefused("the animation is damaged and does not decode") from exc
+        first = frames[0]
+        variants = []
+        for spec in specs:
+            size = _fitted(first.size, spec.max_side_animated)
+            scaled = [f.resize(size, Image.Resampling.LANCZOS) for f in frames]
+            out = io.BytesIO()
+            scaled[0].save(
+                out,
+                "WEBP",
+                save_all=True,
+                append_images=scaled[1:],
+                duration=durations,
+                loop=loop,
+                quality=WEBP_QUALITY,
+                method=4,
+            )
+            variants.append(RenderedVariant(spec.name, out.getvalue(), WEBP, "webp", *size))
+        return RenderedImage(
+            kind="gif",
+            width=first.width,
+            height=first.height,
+            placeholder=_average_colour(first),
+            variants=tuple(variants),
+        )
+
+
+def _web_mode(image: Image.Image) -> Image.Image:
+    """RGB, or RGBA where the image has transparency (CMYK, 16-bit and palette images are
+    converted: WebP holds 8-bit RGB(A))."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    wanted = "RGBA" if has_alpha else "RGB"
+    return image if image.mode == wanted else image.convert(wanted)
+
+
+def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _average_colour(image: Image.Image) -> str:
+    r, g, b = image.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))[:3]
+    return f"#{r:02x}{g:02x}{b:02x}"
