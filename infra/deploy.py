@@ -16,7 +16,9 @@ What a deploy to the emulator does, in order:
    `feed/<stage>/stores`.
 3. Publishes the local token key as a JWKS document in an emulator S3 bucket: the stack's JWT
    issuer is that bucket's URL, so the HTTP API's JWT authorizer finds the keys at
-   `{issuer}/.well-known/jwks.json` like it would at a real identity provider.
+   `{issuer}/.well-known/jwks.json` like it would at a real identity provider. The key is
+   added to the keys already there (another checkout's, e.g. a git worktree with its own
+   `.state/keys`), so a deploy from one checkout leaves the others' tokens valid.
 4. `sam deploy`, skipped when the stack already carries the same build and parameters (tag).
 
 The AWS SAM CLI lives in its own virtualenv under ~/.cache/feedplatform (its pins would fight the
@@ -223,19 +225,39 @@ def issuer_url(settings: Settings) -> str:
     return f"{settings.aws_endpoint_url}/{AUTH_BUCKET}"
 
 
+JWKS_KEY = ".well-known/jwks.json"
+JWKS_MAX_KEYS = 8
+
+
+def merged_jwks(current: dict | None, mine: dict) -> dict:
+    """The JWKS with this checkout's key first and the keys already published kept (up to
+    JWKS_MAX_KEYS in all): every checkout of this machine (a worktree has its own .state/keys)
+    publishes into the one issuer bucket, and replacing the document would make the tokens
+    of every other checkout's stacks fail the authorizer."""
+    kids = {k["kid"] for k in mine["keys"]}
+    kept = [k for k in (current or {}).get("keys", []) if k.get("kid") not in kids]
+    return {"keys": [*mine["keys"], *kept][:JWKS_MAX_KEYS]}
+
+
 def publish_jwks(settings: Settings) -> str:
     from infra.mint_token import ensure_keypair, jwks_document
 
     s3 = aws(settings, "s3")
     s3.create_bucket(Bucket=AUTH_BUCKET)
     pair = ensure_keypair()
-    s3.put_object(
-        Bucket=AUTH_BUCKET,
-        Key=".well-known/jwks.json",
-        Body=json.dumps(jwks_document(pair.public_pem.read_bytes())).encode(),
-        ContentType="application/json",
-    )
-    return f"{issuer_url(settings)}/.well-known/jwks.json"
+    try:
+        current = json.loads(s3.get_object(Bucket=AUTH_BUCKET, Key=JWKS_KEY)["Body"].read())
+    except (s3.exceptions.NoSuchKey, ValueError):
+        current = None
+    document = merged_jwks(current, jwks_document(pair.public_pem.read_bytes()))
+    if document != current:
+        s3.put_object(
+            Bucket=AUTH_BUCKET,
+            Key=JWKS_KEY,
+            Body=json.dumps(document).encode(),
+            ContentType="application/json",
+        )
+    return f"{issuer_url(settings)}/{JWKS_KEY}"
 
 
 def store_config(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
