@@ -318,7 +318,25 @@ def config_parameters(stage: str) -> dict[str, str]:
     }
 
 
-def stack_parameters(settings: Settings, stage: str, jwks_url: str) -> dict[str, str]:
+# The emulator's account unless the credentials name another (ministack: a 12-digit key id).
+EMULATOR_ACCOUNT_ID = "000000000000"
+
+
+def media_bucket_name(stage: str, account_id: str, region: str) -> str:
+    """template.yaml's MediaBucket name."""
+    return f"feed-{stage}-media-{account_id}-{region}"
+
+
+def media_cdn_base(settings: Settings, stage: str, account_id: str) -> str:
+    """MEDIA_CDN_BASE of an emulator stack: its bucket at the emulator's S3, path-style (its
+    buckets are readable there; the distribution is reached only with a Host header)."""
+    bucket = media_bucket_name(stage, account_id, settings.aws_region)
+    return f"{(settings.aws_endpoint_url or '').rstrip('/')}/{bucket}"
+
+
+def stack_parameters(
+    settings: Settings, stage: str, jwks_url: str, account_id: str = EMULATOR_ACCOUNT_ID
+) -> dict[str, str]:
     """The parameters of an emulator deploy besides config_parameters. The template's
     store-creating parameters (RedisNodeType, AuroraInstanceClass) stay at their empty
     defaults: the emulator gets the stores of these settings, never an ElastiCache or Aurora."""
@@ -342,6 +360,8 @@ def stack_parameters(settings: Settings, stage: str, jwks_url: str) -> dict[str,
         else "",
         # The scheduled functions push their runs to the local Pushgateway (`make up` sets it).
         "PushgatewayUrl": settings.pushgateway_url or "",
+        # Variant URLs at the emulator's S3 (the issue: "locally the emulator's S3 address").
+        "MediaCdnBase": media_cdn_base(settings, stage, account_id),
     }
 
 
@@ -392,8 +412,9 @@ def deploy(
     sam = sam or ensure_sam()
     build_dir, digest = build(sam)
     jwks_url = publish_jwks(settings)
+    account_id = aws(settings, "sts").get_caller_identity()["Account"]
     parameters = {
-        **stack_parameters(settings, stage, jwks_url),
+        **stack_parameters(settings, stage, jwks_url, account_id),
         **publish_config(settings, stage),
         **(overrides or {}),
     }
