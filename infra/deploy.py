@@ -16,7 +16,9 @@ What a deploy to the emulator does, in order:
    `feed/<stage>/stores`.
 3. Publishes the local token key as a JWKS document in an emulator S3 bucket: the stack's JWT
    issuer is that bucket's URL, so the HTTP API's JWT authorizer finds the keys at
-   `{issuer}/.well-known/jwks.json` like it would at a real identity provider.
+   `{issuer}/.well-known/jwks.json` like it would at a real identity provider. The key is
+   added to the keys already there (another checkout's, e.g. a git worktree with its own
+   `.state/keys`), so a deploy from one checkout leaves the others' tokens valid.
 4. `sam deploy`, skipped when the stack already carries the same build and parameters (tag).
 
 The AWS SAM CLI lives in its own virtualenv under ~/.cache/feedplatform (its pins would fight the
@@ -223,19 +225,39 @@ def issuer_url(settings: Settings) -> str:
     return f"{settings.aws_endpoint_url}/{AUTH_BUCKET}"
 
 
+JWKS_KEY = ".well-known/jwks.json"
+JWKS_MAX_KEYS = 8
+
+
+def merged_jwks(current: dict | None, mine: dict) -> dict:
+    """The JWKS with this checkout's key first and the keys already published kept (up to
+    JWKS_MAX_KEYS in all): every checkout of this machine (a worktree has its own .state/keys)
+    publishes into the one issuer bucket, and replacing the document would make the tokens
+    of every other checkout's stacks fail the authorizer."""
+    kids = {k["kid"] for k in mine["keys"]}
+    kept = [k for k in (current or {}).get("keys", []) if k.get("kid") not in kids]
+    return {"keys": [*mine["keys"], *kept][:JWKS_MAX_KEYS]}
+
+
 def publish_jwks(settings: Settings) -> str:
     from infra.mint_token import ensure_keypair, jwks_document
 
     s3 = aws(settings, "s3")
     s3.create_bucket(Bucket=AUTH_BUCKET)
     pair = ensure_keypair()
-    s3.put_object(
-        Bucket=AUTH_BUCKET,
-        Key=".well-known/jwks.json",
-        Body=json.dumps(jwks_document(pair.public_pem.read_bytes())).encode(),
-        ContentType="application/json",
-    )
-    return f"{issuer_url(settings)}/.well-known/jwks.json"
+    try:
+        current = json.loads(s3.get_object(Bucket=AUTH_BUCKET, Key=JWKS_KEY)["Body"].read())
+    except (s3.exceptions.NoSuchKey, ValueError):
+        current = None
+    document = merged_jwks(current, jwks_document(pair.public_pem.read_bytes()))
+    if document != current:
+        s3.put_object(
+            Bucket=AUTH_BUCKET,
+            Key=JWKS_KEY,
+            Body=json.dumps(document).encode(),
+            ContentType="application/json",
+        )
+    return f"{issuer_url(settings)}/{JWKS_KEY}"
 
 
 def store_config(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
@@ -296,7 +318,25 @@ def config_parameters(stage: str) -> dict[str, str]:
     }
 
 
-def stack_parameters(settings: Settings, stage: str, jwks_url: str) -> dict[str, str]:
+# The emulator's account unless the credentials name another (ministack: a 12-digit key id).
+EMULATOR_ACCOUNT_ID = "000000000000"
+
+
+def media_bucket_name(stage: str, account_id: str, region: str) -> str:
+    """template.yaml's MediaBucket name."""
+    return f"feed-{stage}-media-{account_id}-{region}"
+
+
+def media_cdn_base(settings: Settings, stage: str, account_id: str) -> str:
+    """MEDIA_CDN_BASE of an emulator stack: its bucket at the emulator's S3, path-style (its
+    buckets are readable there; the distribution is reached only with a Host header)."""
+    bucket = media_bucket_name(stage, account_id, settings.aws_region)
+    return f"{(settings.aws_endpoint_url or '').rstrip('/')}/{bucket}"
+
+
+def stack_parameters(
+    settings: Settings, stage: str, jwks_url: str, account_id: str = EMULATOR_ACCOUNT_ID
+) -> dict[str, str]:
     """The parameters of an emulator deploy besides config_parameters. The template's
     store-creating parameters (RedisNodeType, AuroraInstanceClass) stay at their empty
     defaults: the emulator gets the stores of these settings, never an ElastiCache or Aurora."""
@@ -320,6 +360,8 @@ def stack_parameters(settings: Settings, stage: str, jwks_url: str) -> dict[str,
         else "",
         # The scheduled functions push their runs to the local Pushgateway (`make up` sets it).
         "PushgatewayUrl": settings.pushgateway_url or "",
+        # Variant URLs at the emulator's S3 (the issue: "locally the emulator's S3 address").
+        "MediaCdnBase": media_cdn_base(settings, stage, account_id),
     }
 
 
@@ -370,8 +412,9 @@ def deploy(
     sam = sam or ensure_sam()
     build_dir, digest = build(sam)
     jwks_url = publish_jwks(settings)
+    account_id = aws(settings, "sts").get_caller_identity()["Account"]
     parameters = {
-        **stack_parameters(settings, stage, jwks_url),
+        **stack_parameters(settings, stage, jwks_url, account_id),
         **publish_config(settings, stage),
         **(overrides or {}),
     }

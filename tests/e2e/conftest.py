@@ -7,12 +7,14 @@ the JWKS for the JWT authorizer), but over databases of its own (PostgreSQL and 
 never touch the other tests' data, and the stack is deleted at the end of the session. In the
 cluster pass (REDIS_CLUSTER=true) the stack's functions use the cluster, whose only database
 the other tests use too: these tests run after all of those (tests/conftest.py), so the
-stack's schedules never run beside them.
+stack's schedules never run beside them. FEED_E2E_STAGE names another stage (a stack
+`feed-<stage>` of its own, e.g. from a second checkout while `feed-e2e` is in use).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ import redis
 from feed_wiring.settings import Settings
 from infra import deploy, init_db, mint_token
 
-E2E_STAGE = "e2e"
+E2E_STAGE = os.environ.get("FEED_E2E_STAGE", "e2e")
 E2E_DBS = {"postgres_db": "feed_e2e", "mongodb_db": "feed_e2e", "redis_db": 12}
 SCHEDULES = {
     "PrewarmSchedule": "rate(1 minute)",

@@ -667,6 +667,8 @@ def test_samconfig_names_template_parameters_and_prod_creates_the_stores(templat
     assert stack.rule_failures() == []
     if environment == "local":
         assert stack.stores() == set()
+        # The same variant URLs as infra/deploy.py gives the emulator stack.
+        assert given["MediaCdnBase"] == _local_deploy_parameters({})["MediaCdnBase"]
     else:
         assert {"RedisReplicationGroup", "AuroraCluster", "AuroraReaderInstance"} <= stack.stores()
         assert stack.store_env()["REDIS_CLUSTER"] == "true"
@@ -740,24 +742,317 @@ def test_the_functions_get_the_bucket_s_name_not_a_reference_to_it(template):
     assert "MediaBucket" not in json.dumps(template["Globals"])
 
 
-def test_only_the_posts_function_may_put_uploads(template):
-    resources = template["Resources"]
-    expected = {
+MEDIA_ARN = "arn:${AWS::Partition}:s3:::feed-${Stage}-media-${AWS::AccountId}-${AWS::Region}"
+DISTRIBUTION_ARN = (
+    "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${MediaDistribution}"
+)
+# A deleted post's media (the fan-out worker's retract job, the cleanup job): listed by prefix,
+# deleted, invalidated at the CDN.
+DELETES_MEDIA = [
+    {
         "Effect": "Allow",
-        "Action": "s3:PutObject",
-        "Resource": {
-            "Sub": "arn:${AWS::Partition}:s3:::"
-            "feed-${Stage}-media-${AWS::AccountId}-${AWS::Region}/uploads/*"
+        "Action": "s3:DeleteObject",
+        "Resource": [{"Sub": f"{MEDIA_ARN}/media/*"}, {"Sub": f"{MEDIA_ARN}/uploads/*"}],
+    },
+    {
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": {"Sub": MEDIA_ARN},
+        "Condition": {"StringLike": {"s3:prefix": ["media/*", "uploads/*"]}},
+    },
+    {
+        "Effect": "Allow",
+        "Action": "cloudfront:CreateInvalidation",
+        "Resource": {"Sub": DISTRIBUTION_ARN},
+    },
+]
+# Every function's S3 and CloudFront statements; a function not named has none.
+MEDIA_GRANTS = {
+    # A presigned POST is accepted only if the signing role may put the object.
+    "PostsFunction": [
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Sub": f"{MEDIA_ARN}/uploads/*"}}
+    ],
+    "MediaFunction": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:DeleteObject"],
+            "Resource": {"Sub": f"{MEDIA_ARN}/uploads/*"},
         },
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Sub": f"{MEDIA_ARN}/media/*"}},
+    ],
+    "FanoutFunction": DELETES_MEDIA,
+    "CleanupFunction": DELETES_MEDIA,
+}
+
+
+def _statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        st
+        for policy in resource["Properties"].get("Policies", [])
+        if isinstance(policy, dict) and "Statement" in policy
+        for st in policy["Statement"]
+    ]
+
+
+def test_each_function_has_exactly_its_media_grants_by_the_bucket_s_name(template):
+    """Uploads are put by the posts function, read and deleted by the media function, which
+    alone writes variants; deleted posts' objects are deleted and invalidated by the fan-out
+    and cleanup jobs. The bucket by its name everywhere: the bucket notifies the media
+    function, so a function's policy referring to the bucket resource would be a cycle."""
+    for name in _resources_of(template, "AWS::Serverless::Function"):
+        statements = _statements(template["Resources"][name])
+        media = [st for st in statements if re.search(r"\b(s3|cloudfront):", json.dumps(st))]
+        assert media == MEDIA_GRANTS.get(name, []), name
+        # Only the S3 event names the bucket resource (SAM turns it into the notification).
+        props = dict(template["Resources"][name]["Properties"])
+        props.pop("Events", None)
+        assert "MediaBucket" not in json.dumps(props), name
+
+
+def test_the_media_function_is_notified_of_uploads_only(template):
+    props = template["Resources"]["MediaFunction"]["Properties"]
+    assert props["FunctionName"] == {"Sub": "feed-${Stage}-media"}
+    assert props["CodeUri"] == "functions/media/"
+    assert (props["MemorySize"], props["Timeout"]) == (1024, 60)
+    (event,) = props["Events"].values()
+    assert event["Type"] == "S3"
+    assert event["Properties"]["Bucket"] == {"Ref": "MediaBucket"}
+    assert event["Properties"]["Events"] == "s3:ObjectCreated:*"
+    # Its own writes go under media/: a filter on uploads/ keeps them from invoking it again.
+    assert event["Properties"]["Filter"] == {
+        "S3Key": {"Rules": [{"Name": "prefix", "Value": "uploads/"}]}
     }
+    assert _Stack(template).props("MediaFunction").get("ReservedConcurrentExecutions") is None
+    capped = _Stack(template, MediaReservedConcurrency="5").props("MediaFunction")
+    assert capped["ReservedConcurrentExecutions"] == "5"
+
+
+# -- the media CDN -------------------------------------------------------------------------------
+
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"  # AWS's managed cache policy
+
+
+def test_the_distribution_reads_the_bucket_with_origin_access_control(template):
+    oac = template["Resources"]["MediaOriginAccessControl"]
+    assert oac["Type"] == "AWS::CloudFront::OriginAccessControl"
+    config = oac["Properties"]["OriginAccessControlConfig"]
+    assert (
+        config["OriginAccessControlOriginType"],
+        config["SigningBehavior"],
+        config["SigningProtocol"],
+    ) == ("s3", "always", "sigv4")
+
+    distribution = template["Resources"]["MediaDistribution"]
+    assert distribution["Type"] == "AWS::CloudFront::Distribution"
+    props = distribution["Properties"]["DistributionConfig"]
+    (origin,) = props["Origins"]
+    # The bucket's regional domain by name: a reference to the bucket would be a cycle
+    # (bucket -> media function -> distribution -> bucket).
+    assert origin["DomainName"] == {
+        "Sub": MEDIA_BUCKET_NAME["Sub"] + ".s3.${AWS::Region}.amazonaws.com"
+    }
+    assert "MediaBucket" not in json.dumps(distribution)
+    assert origin["OriginAccessControlId"] == {"GetAtt": "MediaOriginAccessControl.Id"}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
+    assert props["Enabled"] is True
+    assert props["HttpVersion"] == "http2and3"
+    assert _Stack(template).value(props["PriceClass"]) == "PriceClass_100"
+
+    behavior = props["DefaultCacheBehavior"]
+    assert behavior["TargetOriginId"] == origin["Id"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["AllowedMethods"] == behavior["CachedMethods"] == ["GET", "HEAD"]
+    assert behavior["Compress"] is True
+    # The objects' Cache-Control decides the TTLs; no legacy ForwardedValues or TTLs beside it.
+    assert behavior["CachePolicyId"] == CACHING_OPTIMIZED
+    assert not {"ForwardedValues", "DefaultTTL", "MaxTTL", "MinTTL"} & set(behavior)
+    assert "CacheBehaviors" not in props
+
+
+@pytest.mark.parametrize("where", ["aws", "emulator"])
+def test_the_bucket_policy_lets_only_this_distribution_read_only_variants(template, where):
+    given = _local_deploy_parameters({}) if where == "emulator" else {}
+    stack = _Stack(template, **given)
+    policy = stack.props("MediaBucketPolicy")
+    assert policy["Bucket"] == "<MediaBucket>"
+    statements = policy["PolicyDocument"]["Statement"]
+    allows = [st for st in statements if st["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "DistributionReadsVariants",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": "arn:<AWS::Partition>:s3:::<MediaBucket>/media/*",
+            "Condition": {
+                "StringEquals": {
+                    "AWS:SourceArn": (
+                        "arn:<AWS::Partition>:cloudfront::<AWS::AccountId>:distribution/"
+                        "<MediaDistribution>"
+                    )
+                }
+            },
+        }
+    ]
+    denies = [st for st in statements if st["Effect"] == "Deny"]
+    tls_only = {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [
+            "arn:<AWS::Partition>:s3:::<MediaBucket>",
+            "arn:<AWS::Partition>:s3:::<MediaBucket>/*",
+        ],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    # The emulator takes every request as plain HTTP, CloudFront's origin fetch too (README).
+    assert denies == ([tls_only] if where == "aws" else [])
+    # The bucket itself stays private: the grant is to a service, for one distribution.
+    assert stack.props("MediaBucket")["PublicAccessBlockConfiguration"]["BlockPublicPolicy"]
+
+
+def test_every_function_gets_the_cdn_base_and_the_distribution(template):
+    functions = _resources_of(template, "AWS::Serverless::Function")
+    cases = [
+        ({}, "https://<MediaDistribution.DomainName>"),
+        ({"MediaCdnBase": "https://media.example.com"}, "https://media.example.com"),
+        # The emulator: its S3 address, path-style, and the stack's bucket.
+        (
+            _local_deploy_parameters({}),
+            "http://127.0.0.1:4566/feed-local-media-000000000000-us-east-1",
+        ),
+    ]
+    for given, base in cases:
+        stack = _Stack(template, **given)
+        assert base == stack.value(template["Outputs"]["MediaCdnBase"]["Value"])
+        for name in functions:
+            env = stack.env(name)
+            assert env["MEDIA_CDN_BASE"] == base, name
+            assert env["MEDIA_CDN_DISTRIBUTION_ID"] == "<MediaDistribution>", name
+    assert template["Outputs"]["MediaDistributionId"]["Value"] == {"Ref": "MediaDistribution"}
+    assert template["Outputs"]["MediaBucketName"]["Value"] == {"Ref": "MediaBucket"}
+    assert deploy.media_bucket_name("local", "000000000000", "us-east-1") == _substitute(
+        MEDIA_BUCKET_NAME["Sub"]
+    ).replace("<Stage>", "local").replace("<AWS::AccountId>", "000000000000").replace(
+        "<AWS::Region>", "us-east-1"
+    )
+
+
+def test_a_cdn_base_with_a_trailing_slash_is_refused(template):
+    pattern = re.compile(template["Parameters"]["MediaCdnBase"]["AllowedPattern"])
+    for ok in ("", "https://d111.cloudfront.net", "http://127.0.0.1:4566/feed-local-media"):
+        assert pattern.fullmatch(ok), ok
+    for bad in ("https://d111.cloudfront.net/", "d111.cloudfront.net"):
+        assert not pattern.fullmatch(bad), bad
+
+
+# -- no circular dependency ----------------------------------------------------------------------
+# `sam validate --lint` does not see one (cfn-lint 1.58 passed a template whose functions !Ref
+# the notifying bucket): the template is translated by SAM's own translator (in the SAM CLI's
+# virtualenv) and the dependency graph of the result is searched.
+
+_TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+template = yaml_parse(sys.stdin.read())
+for resource in template["Resources"].values():
+    for key in ("CodeUri", "ContentUri"):  # sam build replaces local folders with S3 URIs
+        if key in resource.get("Properties", {}):
+            resource["Properties"][key] = "s3://bucket/key"
+json.dump(transform(template, {}, NoManagedPolicies()), sys.stdout)
+"""
+
+
+def _translated(text: str) -> dict[str, Any]:
+    import os
+    import subprocess
+
+    python = deploy.ensure_sam().parent / "python"
+    out = subprocess.run(
+        [str(python), "-c", _TRANSLATE],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    return json.loads(out.stdout)
+
+
+def _dependencies(resources: dict[str, Any]) -> dict[str, set[str]]:
+    """Resource -> the resources it refers to (Ref, GetAtt, Sub variables) or DependsOn."""
+
+    def refs(node: Any) -> set[str]:
+        if isinstance(node, list):
+            return set().union(set(), *(refs(n) for n in node))
+        if not isinstance(node, dict):
+            return set()
+        found: set[str] = set()
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {v.split(".")[0] for lit, v in _SUB_VARIABLE.findall(text) if not lit}
+                if isinstance(value, list):
+                    found |= refs(value[1])
+            found |= refs(value)
+        return found
+
+    graph = {}
     for name, resource in resources.items():
-        if resource["Type"] != "AWS::Serverless::Function":
-            continue
-        statements = [
-            st
-            for policy in resource["Properties"].get("Policies", [])
-            if isinstance(policy, dict) and "Statement" in policy
-            for st in policy["Statement"]
-        ]
-        s3 = [st for st in statements if "s3:" in json.dumps(st.get("Action"))]
-        assert s3 == ([expected] if name == "PostsFunction" else []), name
+        depends = resource.get("DependsOn", [])
+        depends = [depends] if isinstance(depends, str) else depends
+        graph[name] = (refs(resource.get("Properties", {})) | set(depends)) & set(resources)
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One dependency cycle, as a path that ends where it starts; [] when there is none."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def test_the_translated_template_has_no_circular_dependency():
+    text = (ROOT / "template.yaml").read_text()
+    resources = _translated(text)["Resources"]
+    # SAM's S3 event: the bucket notifies the function and waits for its invoke permission.
+    bucket = resources["MediaBucket"]
+    (notify,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert notify["Function"] == {"Fn::GetAtt": ["MediaFunction", "Arn"]}
+    assert "MediaFunctionUploadPermission" in bucket["DependsOn"]
+    assert _cycle(_dependencies(resources)) == []
+    # The check sees the cycle a reference from the functions to the bucket would close.
+    by_ref = text.replace(
+        'MEDIA_BUCKET: !Sub "feed-${Stage}-media-${AWS::AccountId}-${AWS::Region}"',
+        "MEDIA_BUCKET: !Ref MediaBucket",
+    )
+    assert by_ref != text
+    cycle = _cycle(_dependencies(_translated(by_ref)["Resources"]))
+    assert "MediaBucket" in cycle and cycle[0] == cycle[-1], cycle
