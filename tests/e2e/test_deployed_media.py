@@ -90,6 +90,20 @@ def test_an_upload_is_processed_by_the_stack_and_served_from_its_urls(api, deplo
     )
     removed = api.call("GET", f"/v1/media/{media['id']}", alice["sub"]).json()
     assert removed["state"] == "removed"
+    # ...and dropped from the distribution's edges (they would keep it for its max-age).
+    cloudfront = deploy_cloudfront(e2e_settings)
+    distribution = deployed.outputs["MediaDistributionId"]
+
+    def invalidated() -> bool:
+        listed = cloudfront.list_invalidations(DistributionId=distribution)
+        for summary in listed["InvalidationList"].get("Items", []):
+            batch = cloudfront.get_invalidation(DistributionId=distribution, Id=summary["Id"])
+            paths = batch["Invalidation"]["InvalidationBatch"]["Paths"].get("Items", [])
+            if f"/media/{media['id']}/*" in paths:
+                return True
+        return False
+
+    wait_for(invalidated, "the medium's invalidation", timeout=30, every=0.5)
 
 
 def test_a_text_file_named_jpg_is_refused_by_the_stack(api):
@@ -103,9 +117,14 @@ def test_a_text_file_named_jpg_is_refused_by_the_stack(api):
     assert refused.status_code == 409, refused.text
 
 
-def deploy_domain(e2e_settings, deployed) -> str:
+def deploy_cloudfront(e2e_settings):
     from infra import deploy
 
-    cloudfront = deploy.aws(e2e_settings, "cloudfront")
-    found = cloudfront.get_distribution(Id=deployed.outputs["MediaDistributionId"])
+    return deploy.aws(e2e_settings, "cloudfront")
+
+
+def deploy_domain(e2e_settings, deployed) -> str:
+    found = deploy_cloudfront(e2e_settings).get_distribution(
+        Id=deployed.outputs["MediaDistributionId"]
+    )
     return found["Distribution"]["DomainName"]

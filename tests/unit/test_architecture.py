@@ -193,3 +193,22 @@ def test_prometheus_client_stays_off_the_lambda_path() -> None:
     for app in functions.glob("*/app.py"):
         found = [i.target for i in imports_of(f"functions.{app.parent.name}.app", app)]
         assert not [t for t in found if t.startswith(("prometheus_client", adapter))], app
+
+
+def test_pillow_is_imported_only_by_the_image_adapter_and_lazily() -> None:
+    # Pillow is in the media function's own requirements, not the layer's: only the image
+    # adapter imports it, and only the composition root's media_processing (on the first
+    # upload) imports that adapter, inside the function.
+    importers = {imp.importer for imp in IMPORTS if _top(imp.target) == "PIL"}
+    assert importers == {"feed_adapters.images.pillow_renderer"}
+    adapter = "feed_adapters.images"
+    users = [i for i in IMPORTS if i.target.startswith(adapter)]
+    assert {i.importer for i in users} == {"feed_wiring.root"}
+    root_path = MODULES["feed_wiring.root"]
+    tree = ast.parse(root_path.read_text())
+    top_level = {id(n) for n in tree.body}
+    assert all(
+        id(node) not in top_level
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(adapter)
+    )

@@ -236,6 +236,15 @@ def build_services(
     def post_stored(post_id: int) -> bool:
         return post_store.get_post(post_id) is not None
 
+    cdn = None
+    if settings.media_cdn_distribution_id:
+        from feed_adapters.cloudfront.invalidations import CloudFrontInvalidations
+
+        cdn = CloudFrontInvalidations(
+            settings.media_cdn_distribution_id,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
     media_service = MediaService(
         media,
         uploads,
@@ -245,6 +254,7 @@ def build_services(
         objects=media_objects,
         cdn_base=settings.media_url_base,
         post_exists=post_stored,
+        cdn=cdn,
     )
     media_store, objects = media, media_objects
 

@@ -60,6 +60,8 @@ class Settings:
     # it), a stable name in front of it in production; unset, the bucket's own S3 address
     # (locally the emulator's, which serves its buckets to anyone). No trailing slash.
     media_cdn_base: str | None = None
+    # The CloudFront distribution behind it: a deleted post's media are invalidated there.
+    media_cdn_distribution_id: str | None = None
     # Processing limits: pixels of an image (checked from the header, before decoding), and
     # of an animation its frames and their pixels in all.
     media_max_pixels: int = 40_000_000

@@ -77,6 +77,10 @@ class MediaBucketUnavailable(StoreUnavailable):
     store = "media bucket"
 
 
+class CdnUnavailable(StoreUnavailable):
+    store = "cdn"
+
+
 class DuplicateId(DomainError):
     """A store already holds a record under this id (a snowflake collision, or a concurrent
     retry of the same idempotent create): the caller decides which."""

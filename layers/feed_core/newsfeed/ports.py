@@ -199,6 +199,14 @@ class UploadSigner(Protocol):
         ...
 
 
+class CdnCache(Protocol):
+    """The CDN in front of the media bucket (CloudFront)."""
+
+    def invalidate(self, paths: Sequence[str], reference: str) -> None:
+        """Drop these paths (`/media/<id>/*`) from every edge; the same `reference` again
+        makes no second invalidation."""
+
+
 class EventLog(Protocol):
     """Raw engagement events (MongoDB's `engagement_events`; the roll-up reads them back)."""
 

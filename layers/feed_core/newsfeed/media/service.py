@@ -19,7 +19,7 @@ from ..clock import Clock, utcnow
 from ..errors import Conflict, DuplicateId, InvalidInput, NotFound
 from ..ids import IdGenerator
 from ..model import Media, MediaRecord, Post, UploadTarget
-from ..ports import MediaObjects, MediaStore, UploadSigner
+from ..ports import CdnCache, MediaObjects, MediaStore, UploadSigner
 from .sniffing import IMAGE_TYPES
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class MediaService:
         objects: MediaObjects | None = None,
         cdn_base: str = "",
         post_exists: Callable[[int], bool] | None = None,
+        cdn: CdnCache | None = None,
         clock: Clock = utcnow,
     ) -> None:
         if max_bytes < 1 or upload_seconds < 1:
@@ -71,6 +72,7 @@ class MediaService:
         self.upload_seconds = upload_seconds
         self.cdn_base = cdn_base.rstrip("/")
         self._post_exists = post_exists
+        self._cdn = cdn
         self._clock = clock
 
     def create_upload(
@@ -226,4 +228,8 @@ class MediaService:
         # ...then the objects; the record is marked purged only once they are gone, so an
         # interrupted removal is found and finished by the next cleanup run.
         self._objects.delete([record.key, *(v.key for v in record.variants)])
+        if self._cdn is not None and record.post_id is not None and record.variants:
+            # A post published its URLs; edges may hold them for a year. (An unattached
+            # medium's URLs were shown to its owner only.)
+            self._cdn.invalidate([f"/media/{record.id}/*"], reference=f"media-{record.id}")
         self._store.mark_purged(record.id, self._clock())

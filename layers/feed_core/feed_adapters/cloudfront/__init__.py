@@ -1,0 +1,1 @@
+"""Amazon CloudFront: the media distribution's cache."""
