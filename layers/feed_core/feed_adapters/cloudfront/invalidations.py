@@ -19,7 +19,7 @@ class CloudFrontInvalidations:
         region: str | None = None,
         endpoint_url: str | None = None,
         client: Any = None,
-        timeout_seconds: float = 2.0,
+        timeout_seconds: float = 5.0,
     ) -> None:
         if not distribution_id:
             raise ValueError("distribution_id is required")
@@ -31,19 +31,9 @@ class CloudFrontInvalidations:
 
     def _cloudfront(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            from ..aws import aws_client
 
-            self._client = boto3.client(
-                "cloudfront",
-                region_name=self._region,
-                endpoint_url=self._endpoint_url,
-                config=Config(
-                    connect_timeout=self._timeout,
-                    read_timeout=max(self._timeout, 5.0),
-                    retries={"mode": "standard", "max_attempts": 3},
-                ),
-            )
+            self._client = aws_client("cloudfront", self._region, self._endpoint_url, self._timeout)
         return self._client
 
     def invalidate(self, paths: Sequence[str], reference: str) -> None:

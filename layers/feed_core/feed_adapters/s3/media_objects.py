@@ -20,7 +20,7 @@ class S3MediaObjects:
         region: str | None = None,
         endpoint_url: str | None = None,
         client: Any = None,
-        timeout_seconds: float = 2.0,
+        timeout_seconds: float = 5.0,
     ) -> None:
         if not bucket:
             raise ValueError("bucket is required")
@@ -32,7 +32,7 @@ class S3MediaObjects:
 
     def _s3(self) -> Any:
         if self._client is None:
-            from .client import s3_client
+            from ..aws import s3_client
 
             self._client = s3_client(self._region, self._endpoint_url, self._timeout)
         return self._client

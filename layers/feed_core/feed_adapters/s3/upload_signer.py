@@ -31,7 +31,7 @@ class S3UploadSigner:
 
     def _s3(self) -> Any:
         if self._client is None:
-            from .client import s3_client
+            from ..aws import s3_client
 
             self._client = s3_client(self._region, self._endpoint_url)
         return self._client

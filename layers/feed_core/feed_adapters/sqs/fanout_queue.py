@@ -42,18 +42,11 @@ class SqsFanoutQueue:
 
     def _sqs(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            # One retry of a throttled or failed call.
+            from ..aws import aws_client
 
-            # botocore's defaults (60 s connect and read, retries) would hold a request for
-            # minutes when SQS is unreachable; one retry of a throttled or failed call.
-            config = Config(
-                connect_timeout=self._timeout,
-                read_timeout=max(self._timeout, 1.0),
-                retries={"mode": "standard", "max_attempts": 2},
-            )
-            self._client = boto3.client(
-                "sqs", region_name=self._region, endpoint_url=self._endpoint_url, config=config
+            self._client = aws_client(
+                "sqs", self._region, self._endpoint_url, self._timeout, max_attempts=2
             )
         return self._client
 
