@@ -30,7 +30,9 @@ from newsfeed.ids import IdGenerator
 from newsfeed.media.processing import ImageLimits, MediaProcessor
 from newsfeed.media.service import MediaService
 from newsfeed.model import Post
+from newsfeed.telemetry import MEDIA_UPLOADS
 from tests import media_samples as samples
+from tests.fakes.telemetry import RecordingTelemetry
 
 pytestmark = pytest.mark.integration
 
@@ -62,9 +64,16 @@ class Media:
         listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
         return sorted(o["Key"] for o in listed.get("Contents", []))
 
-    def processor_on(self, objects: S3MediaObjects) -> MediaProcessor:
+    def processor_on(
+        self, objects: S3MediaObjects, telemetry: RecordingTelemetry | None = None
+    ) -> MediaProcessor:
         return MediaProcessor(
-            self.store, objects, PillowRenderer(), max_bytes=1_000_000, limits=LIMITS
+            self.store,
+            objects,
+            PillowRenderer(),
+            max_bytes=1_000_000,
+            limits=LIMITS,
+            telemetry=telemetry or RecordingTelemetry(),
         )
 
     def service_on(self, objects: S3MediaObjects) -> MediaService:
@@ -154,13 +163,18 @@ def test_a_bucket_fault_while_processing_leaves_it_pending_for_the_retry(media: 
     alice = owner()
     medium = media.upload(alice, samples.png_bytes())
     key = f"uploads/{alice}/{medium}"
+    measured = RecordingTelemetry()
     broken = media.processor_on(
-        S3MediaObjects(media.bucket, endpoint_url=DEAD_ENDPOINT, timeout_seconds=0.3)
+        S3MediaObjects(media.bucket, endpoint_url=DEAD_ENDPOINT, timeout_seconds=0.3), measured
     )
     with pytest.raises(MediaBucketUnavailable):
         broken.process_upload(key)
     assert media.store.get_media(medium).state == "pending"
-    assert media.processor.process_upload(key) == "ready"  # the event, delivered again
+    healthy = media.processor_on(media.objects, measured)
+    assert healthy.process_upload(key) == "ready"  # the event, delivered again
+    assert healthy.process_upload(key) == "ignored"
+    counted = [m.labels["outcome"] for m in measured.of(MEDIA_UPLOADS)]
+    assert counted == ["error", "ready", "ignored"]
 
 
 def test_a_bucket_fault_while_removing_leaves_the_removal_to_finish(media: Media) -> None:

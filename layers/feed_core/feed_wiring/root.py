@@ -272,6 +272,7 @@ def build_services(
                 max_frames=settings.media_max_frames,
                 max_animation_pixels=settings.media_max_animation_pixels,
             ),
+            telemetry=telemetry,
         )
 
     return Services(

@@ -78,6 +78,7 @@ FANOUT_JOB_KINDS = (
     "invalid",
 )
 JOB_OUTCOMES = ("done", "failed")
+UPLOAD_OUTCOMES = ("ready", "failed", "ignored", "error")
 
 
 def _gauge(name: str, help: str, *labels: str) -> Metric:
@@ -191,6 +192,15 @@ JOB_ITEMS = _gauge(
     "item",
 )
 
+MEDIA_UPLOADS = _counter(
+    "feed_media_uploads_total",
+    "Uploads the media function handled, by outcome: ready (variants written), failed (refused: "
+    "not an image, too large), ignored (processed already, or no record's), error (a store or "
+    "the bucket failed; S3 retries the event).",
+    "outcome",
+    values=(UPLOAD_OUTCOMES,),
+)
+
 CATALOGUE: tuple[Metric, ...] = (
     HTTP_REQUEST_SECONDS,
     FEED_READ_SECONDS,
@@ -207,6 +217,7 @@ CATALOGUE: tuple[Metric, ...] = (
     JOB_LAST_SUCCESS,
     JOB_DURATION_SECONDS,
     JOB_ITEMS,
+    MEDIA_UPLOADS,
 )
 
 

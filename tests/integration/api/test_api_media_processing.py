@@ -84,12 +84,16 @@ def object_keys(api_settings: Settings, bucket: str, prefix: str) -> list[str]:
 
 def test_a_photo_is_processed_attached_and_served_from_its_url(
     posts_api: LambdaApi,
+    social_api: LambdaApi,
+    feed_api: LambdaApi,
+    deliver_jobs: Callable[[], int],
     make_user: MakeUser,
     media_bucket: str,
     process: Callable[[str], dict[str, Any]],
     api_settings: Settings,
 ) -> None:
-    alice = make_user()
+    alice, bob = make_user(), make_user()
+    assert social_api.call("PUT", f"/v1/me/following/{alice['id']}", sub=bob["sub"]).status == 204
     media = uploaded(posts_api, alice, samples.jpeg_with_location(1200, 600), process)
     assert media["state"] == "ready", media
     assert media["content_type"] == "image/jpeg" and media["error"] is None
@@ -129,9 +133,14 @@ def test_a_photo_is_processed_attached_and_served_from_its_url(
     )
     assert again.status_code == 304
 
-    # The post as others read it carries the same.
-    read = posts_api.call("GET", f"/v1/posts/{made.json()['id']}", sub=make_user()["sub"])
+    # The post as others read it carries the same, in a follower's feed too (through the post
+    # cache, which holds the post as Post.to_dict).
+    read = posts_api.call("GET", f"/v1/posts/{made.json()['id']}", sub=bob["sub"])
     assert read.status == 200 and read.json()["media"] == made.json()["media"]
+    deliver_jobs()
+    feed = feed_api.call("GET", "/v1/feed", sub=bob["sub"])
+    assert feed.status == 200, feed.text
+    assert [p["media"] for p in feed.json()["items"]] == [made.json()["media"]]
     record = posts_api.call("GET", f"/v1/media/{media['id']}", sub=alice["sub"]).json()
     assert record["post_id"] == made.json()["id"]
 

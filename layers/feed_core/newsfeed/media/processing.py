@@ -23,6 +23,7 @@ from typing import Protocol
 from ..clock import Clock, utcnow
 from ..model import MediaRecord, MediaVariant
 from ..ports import MediaObjects, MediaStore
+from ..telemetry import MEDIA_UPLOADS, NO_TELEMETRY, Telemetry
 from .service import FAILED, PENDING, READY, UPLOAD_PREFIX
 from .sniffing import SNIFF_BYTES, looks_like_video, sniff_image_type
 
@@ -107,7 +108,9 @@ class MediaProcessor:
         limits: ImageLimits,
         specs: Sequence[VariantSpec] = VARIANT_SPECS,
         clock: Clock = utcnow,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        self._telemetry = telemetry
         self._store = store
         self._objects = objects
         self._renderer = renderer
@@ -120,6 +123,15 @@ class MediaProcessor:
         """Process the object at `key`; returns what came of it: ready, failed, or ignored (not
         an upload key, an unknown medium, or one processed already). Store and bucket faults
         raise, so the event is delivered again."""
+        try:
+            outcome = self._process(key)
+        except Exception:
+            self._telemetry.count(MEDIA_UPLOADS, outcome="error")
+            raise
+        self._telemetry.count(MEDIA_UPLOADS, outcome=outcome)
+        return outcome
+
+    def _process(self, key: str) -> str:
         parsed = parse_upload_key(key)
         if parsed is None:
             log.warning("ignored an object outside uploads/: %s", key)
