@@ -778,7 +778,19 @@ MEDIA_GRANTS = {
             "Action": ["s3:GetObject", "s3:DeleteObject"],
             "Resource": {"Sub": f"{MEDIA_ARN}/uploads/*"},
         },
-        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Sub": f"{MEDIA_ARN}/media/*"}},
+        # Delete: a second run of an event deletes the variants it wrote.
+        {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Resource": {"Sub": f"{MEDIA_ARN}/media/*"},
+        },
+        # Else S3 answers a HEAD of a missing upload 403, not 404.
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": {"Sub": MEDIA_ARN},
+            "Condition": {"StringLike": {"s3:prefix": ["uploads/*"]}},
+        },
     ],
     "FanoutFunction": DELETES_MEDIA,
     "CleanupFunction": DELETES_MEDIA,
