@@ -46,9 +46,10 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
-    """A PNG of a few hundred bytes that declares width x height pixels (3.6 billion by
-    default, about 10 GB decoded): a decompression bomb. Only the first rows are present."""
+def png_bomb(width: int = 8_000, height: int = 8_000) -> bytes:
+    """A PNG of a few hundred bytes that declares width x height pixels (64 million by
+    default: 1.6x MEDIA_MAX_PIXELS, under Pillow's warning at 89 million, so the project's
+    check is what refuses it): a decompression bomb. Only the first rows are present."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
     rows = zlib.compress(b"\x00" * (width + 1) * 4, 9)
     return (
@@ -57,6 +58,14 @@ def png_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
         + _chunk(b"IDAT", rows)
         + _chunk(b"IEND", b"")
     )
+
+
+def jpeg_with_profile(profile: bytes, mode: str = "RGB") -> bytes:
+    """A JPEG carrying `profile` as its ICC profile (bytes of the uploader's choosing)."""
+    out = io.BytesIO()
+    colour = (0, 128, 255) if mode == "RGB" else (200, 40, 0, 10)
+    Image.new(mode, (64, 48), colour).save(out, "JPEG", icc_profile=profile)
+    return out.getvalue()
 
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64

@@ -99,7 +99,7 @@ def test_an_upload_is_processed_by_the_stack_and_served_from_its_urls(api, deplo
         for summary in listed["InvalidationList"].get("Items", []):
             batch = cloudfront.get_invalidation(DistributionId=distribution, Id=summary["Id"])
             paths = batch["Invalidation"]["InvalidationBatch"]["Paths"].get("Items", [])
-            if f"/media/{media['id']}/*" in paths:
+            if f"/{key}" in paths:  # each variant's exact path
                 return True
         return False
 
@@ -128,3 +128,46 @@ def deploy_domain(e2e_settings, deployed) -> str:
         Id=deployed.outputs["MediaDistributionId"]
     )
     return found["Distribution"]["DomainName"]
+
+
+def test_the_stack_takes_a_png_named_jpg_and_refuses_a_bomb(api):
+    carol = api.user("media")
+    png = upload(api, carol, samples.png_bytes(), "image/jpeg", "cat.jpg")
+    bomb = upload(api, carol, samples.png_bomb(), "image/png", "huge.png")
+    assert settled(api, carol, png["id"])["content_type"] == "image/png"
+    refused = settled(api, carol, bomb["id"])
+    assert refused["state"] == "failed" and "pixels" in refused["error"], refused
+    attached = api.call(
+        "POST", "/v1/posts", carol["sub"], json={"text": "x", "media_ids": [bomb["id"]]}
+    )
+    assert attached.status_code == 409, attached.text
+
+
+def test_the_stack_refuses_others_media_too_many_and_a_file_over_its_target(api):
+    dave, erin = api.user("media"), api.user("media")
+    erins = upload(api, erin, samples.png_bytes(), "image/png", "e.png")
+    assert settled(api, erin, erins["id"])["state"] == "ready"
+    theirs = api.call(
+        "POST", "/v1/posts", dave["sub"], json={"text": "x", "media_ids": [erins["id"]]}
+    )
+    assert theirs.status_code == 404, theirs.text
+    five = [str(10**18 + i) for i in range(5)]
+    many = api.call("POST", "/v1/posts", dave["sub"], json={"text": "x", "media_ids": five})
+    assert many.status_code == 422, many.text
+    # The expired target is tested in-process (tests/integration/api/test_api_media.py): the
+    # stack's targets last MEDIA_UPLOAD_SECONDS (300 s).
+    made = api.call(
+        "POST", "/v1/media", dave["sub"], json={"content_type": "image/png", "size_bytes": 64}
+    )
+    target = made.json()["upload"]
+    sent = httpx.post(
+        target["url"],
+        data=target["fields"],
+        files={
+            "file": ("big.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (50 * 1024 * 1024), "image/png")
+        },
+        timeout=60,
+    )
+    assert sent.status_code == 400 and "EntityTooLarge" in sent.text
+    listed = api.call("GET", f"/v1/users/{dave['id']}/posts", dave["sub"])
+    assert listed.status_code == 200 and listed.json()["items"] == []

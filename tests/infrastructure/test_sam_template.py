@@ -821,6 +821,17 @@ def test_each_function_has_exactly_its_media_grants_by_the_bucket_s_name(templat
         assert "MediaBucket" not in json.dumps(props), name
 
 
+def test_upload_events_the_media_function_failed_are_kept_and_alarmed(template):
+    props = template["Resources"]["MediaFunction"]["Properties"]
+    queue = props["DeadLetterQueue"]
+    assert queue["Type"] == "SQS"
+    assert json.dumps(queue["TargetArn"]).count("MediaFailedEventsQueue") == 1
+    alarm = template["Resources"]["MediaFailedEventsAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert "MediaFailedEventsQueue" in json.dumps(alarm["Dimensions"])
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
 def test_the_media_function_is_notified_of_uploads_only(template):
     props = template["Resources"]["MediaFunction"]["Properties"]
     assert props["FunctionName"] == {"Sub": "feed-${Stage}-media"}

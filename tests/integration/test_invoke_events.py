@@ -39,6 +39,7 @@ REPORT_KEYS = {
         "author_lists_seen",
         "author_lists_dropped",
         "media_removed",
+        "media_claims_released",
         "seconds",
     },
 }

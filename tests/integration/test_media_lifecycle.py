@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from infra.deploy import aws
 from newsfeed.errors import Conflict, MediaBucketUnavailable
 from newsfeed.ids import IdGenerator
 from newsfeed.media.processing import ImageLimits, MediaProcessor
-from newsfeed.media.service import MediaService
+from newsfeed.media.service import STALE_CLAIM, MediaService
 from newsfeed.model import Post
 from newsfeed.telemetry import MEDIA_UPLOADS
 from tests import media_samples as samples
@@ -76,7 +76,9 @@ class Media:
             telemetry=telemetry or RecordingTelemetry(),
         )
 
-    def service_on(self, objects: S3MediaObjects) -> MediaService:
+    def service_on(
+        self, objects: S3MediaObjects, post_exists: Callable[[int], bool] | None = None
+    ) -> MediaService:
         return MediaService(
             self.store,
             S3UploadSigner(self.bucket, endpoint_url=self.settings.aws_endpoint_url),
@@ -85,6 +87,7 @@ class Media:
             upload_seconds=60,
             objects=objects,
             cdn_base="https://cdn.test",
+            post_exists=post_exists,
             clock=lambda: self.now[0],
         )
 
@@ -212,9 +215,9 @@ class Modelled:
 
 
 class MediaLifecycle(RuleBasedStateMachine):
-    """Random uploads (good or bad), attaches (own or another's, fresh or taken), releases,
-    post deletes, and clean-ups a day later, against a plain dict; after every step each record
-    and its objects agree with the model."""
+    """Random uploads (good or bad), attaches (own or another's, fresh or taken) by posts that
+    are stored or whose insert failed, releases, post deletes, and clean-ups later, against a
+    plain dict; after every step each record and its objects agree with the model."""
 
     env: Media
 
@@ -222,27 +225,39 @@ class MediaLifecycle(RuleBasedStateMachine):
         super().__init__()
         self.owners = [owner(), owner()]
         self.model: dict[int, Modelled] = {}
-        self.posts: dict[int, tuple[int, tuple[Any, ...]]] = {}  # post -> (author, media)
+        # post -> (author, media): stored posts (claims confirmed), and posts never stored
+        # (their claims left unconfirmed).
+        self.posts: dict[int, tuple[int, tuple[Any, ...]]] = {}
+        self.lost: dict[int, tuple[int, tuple[Any, ...]]] = {}
         self.env.now[0] = datetime.now(UTC)
+        self.service = self.env.service_on(self.env.objects, lambda pid: pid in self.posts)
 
-    @rule(who=st.integers(0, 1), good=st.booleans(), processed=st.booleans())
-    def upload(self, who: int, good: bool, processed: bool) -> None:
+    # Mostly processed images, so that attaches have something to take.
+    @rule(
+        who=st.integers(0, 1),
+        kind=st.sampled_from(["ready", "ready", "ready", "failed", "pending"]),
+    )
+    def upload(self, who: int, kind: str) -> None:
         alice = self.owners[who]
-        data = samples.png_bytes(40, 30) if good else samples.TEXT
+        data = samples.TEXT if kind == "failed" else samples.png_bytes(40, 30)
         medium = self.env.upload(alice, data)
-        state = "pending"
-        if processed:
-            outcome = self.env.processor.process_upload(f"uploads/{alice}/{medium}")
-            state = "ready" if good else "failed"
-            assert outcome == state
-        self.model[medium] = Modelled(alice, state, created=self.env.now[0])
+        if kind != "pending":
+            assert self.env.processor.process_upload(f"uploads/{alice}/{medium}") == kind
+        self.model[medium] = Modelled(alice, kind, created=self.env.now[0])
 
-    @rule(who=st.integers(0, 1), picks=st.lists(st.integers(0, 50), min_size=1, max_size=3))
-    def attach(self, who: int, picks: list[int]) -> None:
-        if not self.model:
-            return
-        ids = list(dict.fromkeys(sorted(self.model)[p % len(self.model)] for p in picks))
+    @rule(
+        who=st.integers(0, 1),
+        picks=st.lists(st.integers(0, 50), min_size=1, max_size=3),
+        own=st.booleans(),
+        stored=st.booleans(),
+    )
+    def attach(self, who: int, picks: list[int], own: bool, stored: bool) -> None:
         alice, post_id = self.owners[who], IdGenerator().next_id()
+        # Half the time among the caller's own media (else anyone's).
+        pool = sorted(m for m, mod in self.model.items() if mod.owner == alice or not own)
+        if not pool:
+            return
+        ids = list(dict.fromkeys(pool[p % len(pool)] for p in picks))
         ok = all(
             self.model[m].owner == alice
             and self.model[m].state == "ready"
@@ -250,7 +265,7 @@ class MediaLifecycle(RuleBasedStateMachine):
             for m in ids
         )
         try:
-            items = self.env.service.attach(alice, ids, post_id)
+            items = self.service.attach(alice, ids, post_id)
         except Exception as exc:
             assert not ok, f"attach refused: {exc!r}"
             return
@@ -258,17 +273,26 @@ class MediaLifecycle(RuleBasedStateMachine):
         assert [m.id for m in items] == ids
         for m in ids:
             self.model[m].post = post_id
-        self.posts[post_id] = (alice, items)
+        if stored:  # as PostService does once the insert succeeded
+            self.service.confirm(ids, post_id)
+            self.posts[post_id] = (alice, items)
+        else:
+            self.lost[post_id] = (alice, items)
 
-    @rule(pick=st.integers(0, 50))
-    def release(self, pick: int) -> None:
-        if not self.posts:
+    @rule(pick=st.integers(0, 50), of_lost=st.booleans())
+    def release(self, pick: int, of_lost: bool) -> None:
+        """Let go of a post's claims: a post never stored loses them; a stored one keeps them
+        (a confirmed claim is never let go)."""
+        posts = self.lost if of_lost else self.posts
+        if not posts:
             return
-        post_id = sorted(self.posts)[pick % len(self.posts)]
-        _, items = self.posts.pop(post_id)
-        self.env.service.release([m.id for m in items], post_id)
-        for m in items:
-            self.model[m.id].post = None
+        post_id = sorted(posts)[pick % len(posts)]
+        _, items = posts[post_id]
+        self.service.release([m.id for m in items], post_id)
+        if of_lost:
+            del self.lost[post_id]
+            for m in items:
+                self.model[m.id].post = None
 
     @rule(pick=st.integers(0, 50))
     def delete_post(self, pick: int) -> None:
@@ -278,17 +302,31 @@ class MediaLifecycle(RuleBasedStateMachine):
         author, items = self.posts.pop(post_id)
         now = self.env.now[0]
         post = Post(post_id, author, "x", items, now, deleted_at=now)
-        assert self.env.service.remove_post_media(post) == len(items)
+        assert self.service.remove_post_media(post) == len(items)
         for m in items:
             self.model[m.id].state = "removed"
 
     @rule()
+    def settle_after_a_while(self) -> None:
+        self.env.now[0] += STALE_CLAIM + timedelta(minutes=1)
+        self.service.settle_claims()
+        self._settled()
+
+    @rule()
     def a_day_later_cleanup(self) -> None:
         self.env.now[0] += timedelta(days=1, minutes=1)
-        self.env.service.remove_unattached(limit=10_000)
+        self.service.settle_claims()  # what the cleanup job runs first
+        self._settled()
+        self.service.remove_unattached(limit=10_000)
         for modelled in self.model.values():
             if modelled.post is None:
                 modelled.state = "removed"
+
+    def _settled(self) -> None:
+        for _, items in self.lost.values():
+            for m in items:
+                self.model[m.id].post = None
+        self.lost.clear()
 
     @invariant()
     def records_and_objects_agree(self) -> None:
@@ -317,8 +355,8 @@ def test_media_lifecycle_matches_the_model(media: Media, mongo_db: Any) -> None:
     MediaLifecycle.env = env
     machine = MediaLifecycle.TestCase
     machine.settings = settings(
-        max_examples=12,
-        stateful_step_count=10,
+        max_examples=40,
+        stateful_step_count=15,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )

@@ -44,6 +44,7 @@ def test_a_photo_loses_its_location_and_is_turned_upright() -> None:
         assert decoded.size == (variant.width, variant.height)
         assert not decoded.getexif(), "EXIF survived"
         assert "exif" not in decoded.info and "xmp" not in decoded.info
+        assert "icc_profile" not in decoded.info
     assert image.placeholder.startswith("#") and len(image.placeholder) == 7
 
 
@@ -70,8 +71,32 @@ def test_an_animation_stays_animated() -> None:
 def test_a_decompression_bomb_is_refused_from_its_header() -> None:
     bomb = samples.png_bomb()
     assert len(bomb) < 2_000
-    with pytest.raises(ImageRefused, match="pixels"):
+    with pytest.raises(ImageRefused, match="8000x8000 pixels; at most 40000000"):
         render(bomb, PNG)
+
+
+def test_a_bomb_past_pillow_s_own_guard_is_refused_too() -> None:
+    with pytest.raises(ImageRefused, match="more than 40000000 pixels"):
+        render(samples.png_bomb(60_000, 60_000), PNG)
+
+
+def test_no_byte_of_an_uploaded_profile_reaches_the_variants() -> None:
+    from PIL import ImageCms
+
+    forged = b"\x00\x00\x00\xa0made-up profile: the uploader's own bytes" + b"!" * 120
+    real = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    for profile in (forged, real):
+        image = render(samples.jpeg_with_profile(profile), JPEG)
+        for variant in image.variants:
+            decoded = Image.open(io.BytesIO(variant.data))
+            assert "icc_profile" not in decoded.info
+            assert profile not in variant.data
+
+
+def test_a_cmyk_photo_becomes_rgb() -> None:
+    image = render(samples.jpeg_with_profile(b"", mode="CMYK"), JPEG)
+    for variant in image.variants:
+        assert Image.open(io.BytesIO(variant.data)).mode == "RGB"
 
 
 def test_an_image_over_the_pixel_limit_is_refused() -> None:

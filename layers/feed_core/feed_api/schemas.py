@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from newsfeed.model import MEDIA_KINDS
 from newsfeed.posting.rules import MAX_MEDIA, MAX_TEXT_LENGTH
@@ -137,6 +137,13 @@ class CreatePost(BaseModel):
         examples=[["7" * 19]],
         json_schema_extra={"uniqueItems": True},
     )
+
+    @field_validator("media_ids")
+    @classmethod
+    def _no_repeats(cls, ids: list[str]) -> list[str]:
+        if len(set(ids)) != len(ids):
+            raise ValueError("media_ids must not repeat a medium")
+        return ids
 
 
 class PostOut(BaseModel):

@@ -141,6 +141,8 @@ class MediaRecord:
     processed_at: datetime | None = None
     post_id: int | None = None
     attached_at: datetime | None = None
+    # False from the claim until its post is known stored: only such a claim is ever let go.
+    claim_confirmed: bool = False
     purged_at: datetime | None = None  # when its objects were deleted
 
 

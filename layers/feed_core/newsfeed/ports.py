@@ -158,20 +158,29 @@ class MediaStore(Protocol):
         post_id: int,
         at: datetime,
         stale_post_id: int | None = None,
-    ) -> MediaRecord | None:
-        """Attach a ready medium of `owner_id` to `post_id` if it is on no post, or already on
-        this one (or, with `stale_post_id`, on that one); the record after, else None."""
+    ) -> tuple[MediaRecord, bool] | None:
+        """Attach a ready medium of `owner_id` to `post_id` (unconfirmed) if it is on no post
+        (or, with `stale_post_id`, on that post, unconfirmed): (the record after, True); if
+        this post holds it already: (the record, False); else None."""
 
     def release_claim(self, media_id: int, post_id: int) -> None:
-        """Detach the medium if `post_id` holds it."""
+        """Detach the medium if `post_id` holds it and the claim is not confirmed."""
 
-    def mark_removed(self, media_id: int, post_id: int | None) -> bool:
-        """Mark removed if not already and on `post_id` (None: on no post); False otherwise."""
+    def confirm_claims(self, media_ids: Sequence[int], post_id: int) -> None:
+        """The post is stored: its claims are never let go."""
+
+    def unconfirmed_claims(self, attached_before: datetime, limit: int) -> list[MediaRecord]:
+        """Claims made before the cutoff and not confirmed, oldest first."""
+
+    def mark_removed(self, media_id: int, post_id: int | None) -> MediaRecord | None:
+        """Mark removed if not already and on `post_id` (None: on no post): the record after;
+        None otherwise."""
 
     def mark_purged(self, media_id: int, at: datetime) -> None: ...
 
     def media_to_purge(self, created_before: datetime, limit: int) -> list[MediaRecord]:
-        """Not yet purged, and either on no post and created before the cutoff, or removed."""
+        """Not yet purged, and either on no post and created before the cutoff, or removed;
+        oldest first."""
 
 
 class MediaObjects(Protocol):

@@ -261,7 +261,7 @@ def test_a_claim_is_all_or_nothing_and_one_post_per_medium(
     second = post_with(posts_api, alice, [ready["id"]])
     assert second.status == 409 and "attached to another post" in second.error["message"]
     twice = post_with(posts_api, alice, [ready["id"], ready["id"]])
-    assert twice.status == 400 and "repeat" in twice.error["message"]
+    assert twice.status == 422 and "repeat" in twice.error["message"]
 
 
 def test_more_than_four_media_are_refused(posts_api: LambdaApi, make_user: MakeUser) -> None:
@@ -292,6 +292,10 @@ def test_an_event_delivered_twice_is_processed_once(
     assert len(object_keys(api_settings, media_bucket, f"media/{media['id']}/")) == 2
     again = posts_api.call("GET", f"/v1/media/{media['id']}", sub=alice["sub"]).json()
     assert again == media
+    # Uploaded again with the target (still valid for minutes): not kept, not processed.
+    aws(api_settings, "s3").put_object(Bucket=media_bucket, Key=key, Body=samples.TEXT)
+    assert process(key) == {"outcomes": {"ignored": 1}}
+    assert object_keys(api_settings, media_bucket, key) == []
 
 
 def test_deleting_the_post_removes_its_objects(

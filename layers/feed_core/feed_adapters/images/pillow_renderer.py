@@ -4,8 +4,9 @@
 Only formats the processing step sniffed are opened (Pillow's own detection is narrowed to
 that one), the size in the header is checked before any pixel is decoded (a small file can
 declare a huge image: a decompression bomb), and every variant is re-encoded from pixels: EXIF
-(location, camera, time), XMP and comments are not carried over; the EXIF orientation is
-applied to the pixels first, and the ICC colour profile is kept.
+(location, camera, time), XMP, comments and the ICC profile are not carried over: the EXIF
+orientation is applied to the pixels first, and an embedded colour profile is converted to
+sRGB (the web's default), so no byte of the upload's own reaches the CDN but its pixels.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, ImageSequence, UnidentifiedImageError
 
 from newsfeed.media.processing import (
     ImageLimits,
@@ -72,14 +73,13 @@ class PillowRenderer:
             oriented = ImageOps.exif_transpose(image)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise ImageRefused("the image is damaged and does not decode") from exc
-        icc = image.info.get("icc_profile")
-        pixels = _web_mode(oriented)
+        pixels = _web_mode(_in_srgb(oriented, image.info.get("icc_profile")))
         variants = []
         for spec in specs:
             variant = pixels.copy()
             variant.thumbnail((spec.max_side, spec.max_side), Image.Resampling.LANCZOS)
             out = io.BytesIO()
-            variant.save(out, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=icc)
+            variant.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
             variants.append(
                 RenderedVariant(
                     spec.name, out.getvalue(), WEBP, "webp", variant.width, variant.height
@@ -128,6 +128,22 @@ class PillowRenderer:
             placeholder=_average_colour(first),
             variants=tuple(variants),
         )
+
+
+def _in_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """The pixels converted from the embedded profile to sRGB; as they are without one, or
+    with one that does not parse (then the colours are taken as sRGB already)."""
+    if not icc:
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        mode = "RGBA" if "A" in image.mode else "RGB"
+        converted = ImageCms.profileToProfile(
+            image, source, ImageCms.createProfile("sRGB"), outputMode=mode
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+    return converted if converted is not None else image
 
 
 def _web_mode(image: Image.Image) -> Image.Image:

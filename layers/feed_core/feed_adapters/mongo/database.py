@@ -65,8 +65,11 @@ def ensure_indexes(db: Database) -> None:
     ensure_event_days(db, datetime.now(UTC))
     # Media by state and age: the sweep of uploads never attached (issue 13, item 4).
     db.media.create_index([("state", ASCENDING), ("created_at", ASCENDING)], name="by_state")
-    # The cleanup job's scan: media not yet purged, oldest first.
+    # The cleanup job's scans: media not yet purged, oldest first; claims not yet confirmed.
     db.media.create_index([("purged_at", ASCENDING), ("created_at", ASCENDING)], name="to_purge")
+    db.media.create_index(
+        [("claim_confirmed", ASCENDING), ("attached_at", ASCENDING)], name="unconfirmed_claims"
+    )
     db.impression_counts.create_index([("hour", ASCENDING)], name="by_hour")
     db.impression_counts.create_index([("updated_at", ASCENDING)], name="by_update")
     db.engagement_stats.create_index(

@@ -92,6 +92,7 @@ def media_doc(media: MediaRecord) -> dict[str, Any]:
         **media_outcome_fields(media),
         "post_id": doc_id(media.post_id) if media.post_id is not None else None,
         "attached_at": media.attached_at,
+        "claim_confirmed": media.claim_confirmed,
         "purged_at": media.purged_at,
     }
 
@@ -132,6 +133,7 @@ def media_from_doc(doc: dict[str, Any]) -> MediaRecord:
         processed_at=aware(doc.get("processed_at")),
         post_id=from_doc_id(post_id) if post_id is not None else None,
         attached_at=aware(doc.get("attached_at")),
+        claim_confirmed=bool(doc.get("claim_confirmed")),
         purged_at=aware(doc.get("purged_at")),
     )
 

@@ -4,10 +4,11 @@ conditional updates on `_id` that are atomic per document). Ids are fixed-width 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from newsfeed.errors import DuplicateId, MediaStoreUnavailable
@@ -52,38 +53,60 @@ class MongoMediaStore:
         post_id: int,
         at: datetime,
         stale_post_id: int | None = None,
-    ) -> MediaRecord | None:
-        held_by: list[str | None] = [None, doc_id(post_id)]
-        if stale_post_id is not None:
-            held_by = [doc_id(stale_post_id)]
-        doc = self._media.find_one_and_update(
-            {
-                "_id": doc_id(media_id),
-                "owner_id": doc_id(owner_id),
-                "state": READY,
-                "post_id": {"$in": held_by},
-            },
-            {"$set": {"post_id": doc_id(post_id), "attached_at": at}},
-            return_document=ReturnDocument.AFTER,
+    ) -> tuple[MediaRecord, bool] | None:
+        claim = {"$set": {"post_id": doc_id(post_id), "attached_at": at, "claim_confirmed": False}}
+        ready = {"_id": doc_id(media_id), "owner_id": doc_id(owner_id), "state": READY}
+        held_by = (
+            {"post_id": doc_id(stale_post_id), "claim_confirmed": False}
+            if stale_post_id is not None
+            else {"post_id": None}
         )
-        return media_from_doc(doc) if doc else None
+        doc = self._media.find_one_and_update(
+            {**ready, **held_by}, claim, return_document=ReturnDocument.AFTER
+        )
+        if doc:
+            return media_from_doc(doc), True
+        if stale_post_id is None:  # a retry of the same post: its claim already
+            doc = self._media.find_one({**ready, "post_id": doc_id(post_id)})
+            if doc:
+                return media_from_doc(doc), False
+        return None
 
     def release_claim(self, media_id: int, post_id: int) -> None:
         self._media.update_one(
-            {"_id": doc_id(media_id), "post_id": doc_id(post_id), "state": READY},
+            {
+                "_id": doc_id(media_id),
+                "post_id": doc_id(post_id),
+                "state": READY,
+                "claim_confirmed": False,
+            },
             {"$set": {"post_id": None, "attached_at": None}},
         )
 
-    def mark_removed(self, media_id: int, post_id: int | None) -> bool:
-        done = self._media.update_one(
+    def confirm_claims(self, media_ids: Sequence[int], post_id: int) -> None:
+        self._media.update_many(
+            {"_id": {"$in": [doc_id(m) for m in media_ids]}, "post_id": doc_id(post_id)},
+            {"$set": {"claim_confirmed": True}},
+        )
+
+    def unconfirmed_claims(self, attached_before: datetime, limit: int) -> list[MediaRecord]:
+        docs = self._media.find(
+            {"claim_confirmed": False, "attached_at": {"$lt": attached_before}},
+            limit=limit,
+        ).sort("attached_at", ASCENDING)
+        return [media_from_doc(d) for d in docs]
+
+    def mark_removed(self, media_id: int, post_id: int | None) -> MediaRecord | None:
+        doc = self._media.find_one_and_update(
             {
                 "_id": doc_id(media_id),
                 "state": {"$ne": REMOVED},
                 "post_id": doc_id(post_id) if post_id is not None else None,
             },
             {"$set": {"state": REMOVED}},
+            return_document=ReturnDocument.AFTER,
         )
-        return done.modified_count == 1
+        return media_from_doc(doc) if doc else None
 
     def mark_purged(self, media_id: int, at: datetime) -> None:
         self._media.update_one({"_id": doc_id(media_id)}, {"$set": {"purged_at": at}})
@@ -98,5 +121,5 @@ class MongoMediaStore:
                 ],
             },
             limit=limit,
-        )
+        ).sort("created_at", ASCENDING)
         return [media_from_doc(d) for d in docs]

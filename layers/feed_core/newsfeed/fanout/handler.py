@@ -158,14 +158,15 @@ class FanoutJobHandler:
             return  # not deleted (a forged or mistaken job): nothing to retract
         # Repeats the delete's own timeline store steps, in case they failed there.
         self._feeds.hide_post(post)
+        if self._media is not None and any(m.id is not None for m in post.media):
+            # Its uploads' objects go with it. Before the chunks are planned: a bucket fault
+            # fails the job, and its redelivery then repeats only the steps above.
+            self._media.remove_post_media(post)
         if self._graph.fanout_mode(job.author_id) != "pull":
             self._run_head(job, lambda span: self._retract_range(job.author_id, job.post_id, span))
         # A pull-mode author's post was never pushed (or only before the author became a
         # celebrity): its tombstone hides it, and planning chunks over millions of followers
         # would only time out.
-        if self._media is not None and any(m.id is not None for m in post.media):
-            # Its uploads' objects go with it (a bucket fault fails the job: delivered again).
-            self._media.remove_post_media(post)
         self._posts.clear_pending(job.post_id, "retract")
 
     def _backfill_author(self, job: BackfillAuthor) -> None:

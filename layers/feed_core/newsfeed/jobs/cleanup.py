@@ -55,6 +55,7 @@ class CleanupReport:
     author_lists_seen: int = 0
     author_lists_dropped: int = 0
     media_removed: int = 0
+    media_claims_released: int = 0
 
     def to_dict(self) -> dict[str, int | float]:
         return {
@@ -67,6 +68,7 @@ class CleanupReport:
             "author_lists_seen": self.author_lists_seen,
             "author_lists_dropped": self.author_lists_dropped,
             "media_removed": self.media_removed,
+            "media_claims_released": self.media_claims_released,
             "seconds": self.seconds,
         }
 
@@ -76,7 +78,9 @@ class ClaimExpiry(Protocol):
 
 
 class UnattachedMedia(Protocol):
-    def remove_unattached(self, limit: int = ...) -> int: ...
+    def settle_claims(self, limit: int = ...) -> int: ...
+
+    def remove_unattached(self, limit: int = ..., batch: int = ...) -> int: ...
 
 
 class TimelineCleanup:
@@ -131,7 +135,9 @@ class TimelineCleanup:
                 now - timedelta(hours=IDEMPOTENCY_KEY_HOURS)
             )
         events = self._events.run(now) if self._events is not None else None
-        # Uploads no post took within a day, and removals a fault interrupted.
+        # Claims of posts never stored, uploads no post took within a day, and removals a
+        # fault interrupted.
+        claims_released = self._media.settle_claims() if self._media is not None else 0
         media_removed = self._media.remove_unattached() if self._media is not None else 0
         return CleanupReport(
             seen,
@@ -144,4 +150,5 @@ class TimelineCleanup:
             author_lists_seen=lists_seen,
             author_lists_dropped=lists_dropped,
             media_removed=media_removed,
+            media_claims_released=claims_released,
         )

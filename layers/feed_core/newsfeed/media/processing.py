@@ -144,6 +144,9 @@ class MediaProcessor:
             self._objects.delete([key])
             return "ignored"
         if record.state != PENDING:
+            # Uploaded again through a target still valid, or left by a delete that failed
+            # after processing: the bytes (and their metadata) are not kept.
+            self._objects.delete([key])
             return "ignored"
         size = self._objects.size(key)
         if size is None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from ..clock import Clock, utcnow
-from ..errors import Conflict, DuplicateId, InvalidInput, NotFound
+from ..errors import CdnUnavailable, Conflict, DuplicateId, InvalidInput, NotFound
 from ..ids import IdGenerator
 from ..model import Media, MediaRecord, Post, UploadTarget
 from ..ports import CdnCache, MediaObjects, MediaStore, UploadSigner
@@ -116,40 +116,86 @@ class MediaService:
         return record
 
     # -- attaching to a post --------------------------------------------------------------
+    #
+    # A claim is made before the post is inserted (so two posts cannot take one medium) and
+    # confirmed once the post is known stored; only an unconfirmed claim is ever let go. A
+    # claim whose post's insert failed ambiguously (it may have landed) is left unconfirmed:
+    # the cleanup job confirms it if the post exists, else lets it go (settle_claims).
 
-    def attach(self, owner_id: int, media_ids: Sequence[int], post_id: int) -> tuple[Media, ...]:
+    def attach(
+        self,
+        owner_id: int,
+        media_ids: Sequence[int],
+        post_id: int,
+        *,
+        release_on_failure: bool = True,
+    ) -> tuple[Media, ...]:
         """Claim the owner's processed media for `post_id` (again: idempotent), in order, and
-        return them as the post carries them; nothing is claimed when one is refused: NotFound
-        when it is not the owner's (or does not exist), Conflict when it is not processed, was
-        refused or removed, or is on another post."""
+        return them as the post carries them. NotFound when one is not the owner's (or does
+        not exist), Conflict when it is not processed, was refused or removed, or is on another
+        post; the claims this call made are then let go, unless `release_on_failure` is False
+        (a request retried with the same Idempotency-Key may be using them at the same time)."""
         ids = tuple(media_ids)
         if len(ids) > MAX_MEDIA_PER_POST:
             raise InvalidInput(f"at most {MAX_MEDIA_PER_POST} media per post")
         if len(set(ids)) != len(ids):
             raise InvalidInput("media_ids must not repeat a medium")
         claimed: list[MediaRecord] = []
+        made: list[int] = []
         now = self._clock()
         try:
             for media_id in ids:
-                record = self._store.claim_for_post(media_id, owner_id, post_id, now)
-                if record is None:
-                    record = self._take_over_stale_claim(media_id, owner_id, post_id)
+                result = self._store.claim_for_post(media_id, owner_id, post_id, now)
+                if result is None:
+                    result = self._take_over_stale_claim(media_id, owner_id, post_id)
+                record, newly = result
                 claimed.append(record)
+                if newly:
+                    made.append(record.id)
         except BaseException:
-            self.release([r.id for r in claimed], post_id)
+            if release_on_failure:
+                self.release(made, post_id)
             raise
         return tuple(self.as_attached(r) for r in claimed)
 
+    def confirm(self, media_ids: Sequence[int], post_id: int) -> None:
+        """The post is stored: its claims hold for good. Best effort: the cleanup job confirms
+        a claim this missed."""
+        if not media_ids:
+            return
+        try:
+            self._store.confirm_claims(media_ids, post_id)
+        except Exception:
+            log.warning("claims of post %s left unconfirmed", post_id, exc_info=True)
+
     def release(self, media_ids: Sequence[int], post_id: int) -> None:
-        """Undo `attach` for a post that was not stored. Best effort: a claim left behind is
-        taken over once stale."""
+        """Undo `attach` for a post that is known not stored. Best effort: a claim left behind
+        is settled by the cleanup job, or taken over once stale."""
         for media_id in media_ids:
             try:
                 self._store.release_claim(media_id, post_id)
             except Exception:
                 log.warning("claim of media %s by post %s left", media_id, post_id, exc_info=True)
 
-    def _take_over_stale_claim(self, media_id: int, owner_id: int, post_id: int) -> MediaRecord:
+    def settle_claims(self, limit: int = 1000) -> int:
+        """Unconfirmed claims older than STALE_CLAIM: confirmed if their post exists, else let
+        go (they are then on no post, and removed a day after their upload like any other).
+        Returns how many were let go."""
+        if self._post_exists is None:
+            return 0
+        released = 0
+        for record in self._store.unconfirmed_claims(self._clock() - STALE_CLAIM, limit):
+            assert record.post_id is not None
+            if self._post_exists(record.post_id):
+                self._store.confirm_claims([record.id], record.post_id)
+            else:
+                self._store.release_claim(record.id, record.post_id)
+                released += 1
+        return released
+
+    def _take_over_stale_claim(
+        self, media_id: int, owner_id: int, post_id: int
+    ) -> tuple[MediaRecord, bool]:
         record = self._store.get_media(media_id)
         if record is None or record.owner_id != owner_id:
             raise NotFound(f"media {media_id} not found")
@@ -165,6 +211,7 @@ class MediaService:
         other = record.post_id
         if (
             other is not None
+            and not record.claim_confirmed
             and record.attached_at is not None
             and record.attached_at < self._clock() - STALE_CLAIM
             and self._post_exists is not None
@@ -193,9 +240,15 @@ class MediaService:
         )
 
     # -- removal ----------------------------------------------------------------------------
+    #
+    # Removed first (atomically: an attach takes only ready media), then the objects, then the
+    # CDN's copies, then `purged_at`: an interrupted removal is found by the cleanup job
+    # (removed, not purged) and finished.
 
     def remove_post_media(self, post: Post) -> int:
-        """Delete the objects of a deleted post's media (idempotent); returns how many media."""
+        """Delete the objects of a deleted post's media (idempotent); returns how many media.
+        A bucket fault raises (the retract job is delivered again); a CDN fault leaves the
+        medium unpurged for the cleanup job, so the job is not failed for it."""
         removed = 0
         for item in post.media:
             if item.id is None:
@@ -203,33 +256,63 @@ class MediaService:
             record = self._store.get_media(item.id)
             if record is None or record.post_id != post.id or record.purged_at is not None:
                 continue
+            if record.state != REMOVED:
+                record = self._store.mark_removed(record.id, post.id) or record
             self._purge(record)
             removed += 1
         return removed
 
-    def remove_unattached(self, limit: int = 500) -> int:
-        """Remove media no post took within UNATTACHED_DAYS of their upload (and finish
-        removals a fault interrupted); returns how many."""
+    def remove_unattached(self, limit: int = 10_000, batch: int = 500) -> int:
+        """Remove media no post took within UNATTACHED_DAYS of their upload, oldest first, and
+        finish removals a fault interrupted; returns how many. A medium whose removal fails is
+        left for the next run; the others go on."""
         cutoff = self._clock() - timedelta(days=UNATTACHED_DAYS)
-        removed = 0
-        for record in self._store.media_to_purge(cutoff, limit):
-            # Removed first, atomically against an attach (which takes only ready media)...
-            if record.state != REMOVED and not self._store.mark_removed(record.id, None):
-                continue
-            self._purge(record)
-            removed += 1
+        removed = seen = 0
+        skipped: set[int] = set()
+        while seen < limit:
+            records = [
+                r
+                for r in self._store.media_to_purge(cutoff, batch + len(skipped))
+                if r.id not in skipped
+            ][:batch]
+            if not records:
+                break
+            for record in records:
+                seen += 1
+                try:
+                    if self._remove_unattached_one(record):
+                        removed += 1
+                    else:
+                        skipped.add(record.id)
+                except Exception:
+                    log.warning("media %s not removed; next run", record.id, exc_info=True)
+                    skipped.add(record.id)
         return removed
 
-    def _purge(self, record: MediaRecord) -> None:
-        if record.state != REMOVED and record.post_id is not None:
-            self._store.mark_removed(record.id, record.post_id)
+    def _remove_unattached_one(self, record: MediaRecord) -> bool:
+        if record.state != REMOVED:
+            # The record as removed, not as listed: processing may have finished in between.
+            after = self._store.mark_removed(record.id, None)
+            if after is None:
+                return False  # attached (or removed) since it was listed
+            record = after
+        return self._purge(record)
+
+    def _purge(self, record: MediaRecord) -> bool:
+        """Objects, CDN, `purged_at`; False if the CDN failed (the record stays unpurged)."""
         if self._objects is None:
             raise RuntimeError("MediaService was built without the media bucket's objects")
-        # ...then the objects; the record is marked purged only once they are gone, so an
-        # interrupted removal is found and finished by the next cleanup run.
         self._objects.delete([record.key, *(v.key for v in record.variants)])
         if self._cdn is not None and record.post_id is not None and record.variants:
             # A post published its URLs; edges may hold them for a year. (An unattached
-            # medium's URLs were shown to its owner only.)
-            self._cdn.invalidate([f"/media/{record.id}/*"], reference=f"media-{record.id}")
+            # medium's URLs were shown to its owner only.) The exact paths: CloudFront allows
+            # thousands in progress, but only 15 wildcard ones.
+            try:
+                self._cdn.invalidate(
+                    [f"/{v.key}" for v in record.variants], reference=f"media-{record.id}"
+                )
+            except CdnUnavailable:
+                log.warning("media %s: CDN not invalidated; the cleanup job retries", record.id)
+                return False
         self._store.mark_purged(record.id, self._clock())
+        return True

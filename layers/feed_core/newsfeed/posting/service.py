@@ -111,7 +111,8 @@ class PostService:
         self, author_id: int, text: str, media_ids: tuple[int, ...], idempotency_key: str | None
     ) -> Post:
         """Insert into the post store (the truth); with a key, at most once per key. The media
-        are claimed for the post's id first, and let go if the post is not stored."""
+        are claimed for the post's id first and confirmed once it is stored (MediaService says
+        which claims are let go when it is not)."""
         for attempt in range(ID_COLLISION_RETRIES):
             post_id = self._ids.next_id()
             if idempotency_key is not None:
@@ -124,12 +125,20 @@ class PostService:
                 existing = self._posts.get_post(post_id)
                 if existing is not None:
                     _check_replay(existing, text, media_ids)
+                    self._confirm(media_ids, post_id)
                     return existing
-            items = self._media.attach(author_id, media_ids, post_id) if media_ids else ()
+            # A keyed request's id is its key's: a concurrent retry of it may hold the same
+            # claims, so it never lets them go (an unconfirmed one is settled by cleanup).
+            items = (
+                self._media.attach(
+                    author_id, media_ids, post_id, release_on_failure=idempotency_key is None
+                )
+                if media_ids and self._media is not None
+                else ()
+            )
             post = Post(post_id, author_id, text, items, id_to_datetime(post_id))
             try:
                 self._posts.insert_post(post)
-                return post
             except DuplicateId:
                 if idempotency_key is not None:
                     # A concurrent retry of the same request inserted it first (and holds the
@@ -137,19 +146,23 @@ class PostService:
                     existing = self._posts.get_post(post_id)
                     if existing is not None and existing.author_id == author_id:
                         _check_replay(existing, text, media_ids)
+                        self._confirm(media_ids, post_id)
                         return existing
-                    self._release(media_ids, post_id)
                     raise
+                # Another post has this id: ours is certainly not stored under it.
                 self._release(media_ids, post_id)
                 if attempt == ID_COLLISION_RETRIES - 1:
                     raise
-            except BaseException:
-                # Not stored (as far as this process knows): the media may go on another post.
-                # If the insert did land, a retry with the key finds the post and its claims.
-                if idempotency_key is None:
-                    self._release(media_ids, post_id)
-                raise
+                continue
+            # Any other failure of the insert leaves the claims unconfirmed: it may have
+            # landed, and the cleanup job confirms or lets them go once it knows.
+            self._confirm(media_ids, post_id)
+            return post
         raise AssertionError("unreachable")
+
+    def _confirm(self, media_ids: tuple[int, ...], post_id: int) -> None:
+        if media_ids and self._media is not None:
+            self._media.confirm(media_ids, post_id)
 
     def _release(self, media_ids: tuple[int, ...], post_id: int) -> None:
         if media_ids and self._media is not None:
