@@ -18,6 +18,7 @@ from feed_adapters.s3.upload_signer import S3UploadSigner
 from feed_wiring.settings import Settings
 from infra.deploy import aws
 from infra.lambda_events import LambdaApi, new_subject
+from newsfeed.errors import Conflict
 from newsfeed.ids import IdGenerator
 from newsfeed.media.service import MediaService
 
@@ -112,11 +113,14 @@ def test_an_expired_target_is_refused(
         max_bytes=api_settings.media_max_bytes,
         upload_seconds=1,
     )
-    _, target = service.create_upload(1234, "image/png", len(PNG))
+    record, target = service.create_upload(1234, "image/png", len(PNG))
     # The policy's expiry has whole seconds: wait past it.
     time.sleep(max(0.0, (target.expires_at - datetime.now(UTC)).total_seconds()) + 1.2)
     resp = upload({"url": target.url, "fields": target.fields}, PNG)
     assert resp.status_code == 403 and "Policy expired" in resp.text, resp.text
+    # Nothing reached the bucket: the medium stays pending and cannot be attached.
+    with pytest.raises(Conflict, match="not processed yet"):
+        service.attach(1234, [record.id], 99)
 
 
 @pytest.mark.parametrize(
