@@ -55,6 +55,17 @@ def test_a_large_image_is_scaled_to_the_display_size() -> None:
     assert image.placeholder == "#0aa05a"
 
 
+def test_a_big_turned_photo_is_decoded_small_and_measured_in_full() -> None:
+    # 4000x2000 pixels shown turned: 2000x4000; decoded at a reduced JPEG scale (draft), the
+    # variants still have the display's exact sizes.
+    image = render(samples.jpeg_with_location(4000, 2000), JPEG)
+    assert (image.width, image.height) == (2000, 4000)
+    sizes = {v.name: (v.width, v.height) for v in image.variants}
+    assert sizes == {"thumbnail": (160, 320), "display": (800, 1600)}
+    for variant in image.variants:
+        assert Image.open(io.BytesIO(variant.data)).size == (variant.width, variant.height)
+
+
 def test_transparency_is_kept() -> None:
     image = render(samples.png_bytes(alpha=True), PNG)
     assert all(Image.open(io.BytesIO(v.data)).mode == "RGBA" for v in image.variants)
