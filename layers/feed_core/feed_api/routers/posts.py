@@ -33,7 +33,10 @@ NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Respo
     status_code=status.HTTP_201_CREATED,
     response_model=PostOut,
     summary="Publish a post",
-    description="Stored, then delivered to followers' home timelines asynchronously.",
+    description="Stored, then delivered to followers' home timelines asynchronously. "
+    "`media_ids` attaches up to 4 of your media (POST /v1/media), once processed: 404 for an "
+    "id that is not one of yours, 409 for a medium not ready, refused, removed or on another "
+    "post; nothing is attached then.",
     responses=error_responses(400, 404, 409, 503),
 )
 def create_post(
