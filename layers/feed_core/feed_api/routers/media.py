@@ -20,7 +20,11 @@ router = APIRouter(prefix="/v1", tags=["media"], responses=error_responses(401, 
     description="Creates a pending medium and returns its upload target: an S3 presigned POST "
     "form for this medium's key only, accepting at most `size_bytes` bytes of `content_type`, "
     "until `expires_at` (minutes). Send `upload.fields` and then the file as `file` in a "
-    "multipart/form-data POST to `upload.url` (S3 answers 204).",
+    "multipart/form-data POST to `upload.url` (S3 answers 204). Seconds later the upload is "
+    "processed (GET /v1/media/{media_id}): `ready`, with its variants, or `failed`, with the "
+    "reason. The type is taken from the file's bytes, not from `content_type`: JPEG, PNG, "
+    "WebP and GIF only; video is not taken yet (refused here, and as `failed` if uploaded "
+    "under an image type).",
     responses=error_responses(400, 404),
 )
 def create_media(
