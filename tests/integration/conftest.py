@@ -34,6 +34,7 @@ COLLECTIONS = (
     "job_state",
     "impression_counts",
     "media",
+    "media_locks",
 )
 
 
