@@ -9,33 +9,14 @@ from typing import Any
 
 from newsfeed.errors import MediaBucketUnavailable
 
+from .bucket import S3Bucket
+
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 
 
-class S3MediaObjects:
-    def __init__(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        client: Any = None,
-        timeout_seconds: float = 5.0,
-    ) -> None:
-        if not bucket:
-            raise ValueError("bucket is required")
-        self.bucket = bucket
-        self._region = region
-        self._endpoint_url = endpoint_url
-        self._client = client
-        self._timeout = timeout_seconds
-
-    def _s3(self) -> Any:
-        if self._client is None:
-            from ..aws import s3_client
-
-            self._client = s3_client(self._region, self._endpoint_url, self._timeout)
-        return self._client
+class S3MediaObjects(S3Bucket):
+    def __init__(self, bucket: str, *, timeout_seconds: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(bucket, timeout_seconds=timeout_seconds, **kwargs)
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError

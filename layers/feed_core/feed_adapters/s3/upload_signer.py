@@ -8,33 +8,14 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from newsfeed.model import UploadTarget
 
+from .bucket import S3Bucket
 
-class S3UploadSigner:
-    def __init__(
-        self,
-        bucket: str,
-        *,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        client: Any = None,
-    ) -> None:
-        if not bucket:
-            raise ValueError("bucket is required")
-        self.bucket = bucket
-        self._region = region
-        self._endpoint_url = endpoint_url
-        self._client = client
 
-    def _s3(self) -> Any:
-        if self._client is None:
-            from ..aws import s3_client
-
-            self._client = s3_client(self._region, self._endpoint_url)
-        return self._client
+class S3UploadSigner(S3Bucket):
+    """Signing is local: no timeout applies (no call is made)."""
 
     def upload_target(
         self, key: str, content_type: str, max_bytes: int, expires_seconds: int

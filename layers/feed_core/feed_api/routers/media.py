@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 from feed_api.deps import CurrentUser, MediaId, ServicesDep
 from feed_api.errors import error_responses
 from feed_api.media_schemas import CreateMedia, MediaOut, MediaUploadOut
+from newsfeed.media.service import READY
 
 router = APIRouter(prefix="/v1", tags=["media"], responses=error_responses(401, 422, 503))
 
@@ -44,5 +45,5 @@ def create_media(
 )
 def get_media(media_id: MediaId, me: CurrentUser, services: ServicesDep) -> MediaOut:
     record = services.media.get(me.id, media_id)
-    ready = record.state == "ready"
-    return MediaOut.from_domain(record, services.media.as_attached(record) if ready else None)
+    attached = services.media.as_attached(record) if record.state == READY else None
+    return MediaOut.from_domain(record, attached)
